@@ -1,0 +1,262 @@
+"""Plan a sync as one merge pass over two sorted listings.
+
+Rules:
+
+* Both listings are sorted by :func:`sort_key` (the UTF-8 bytes of the key, the order of S3
+  ``ListObjectsV2``) with no duplicates; otherwise :func:`plan` raises ``ValueError`` naming
+  the side and the two offending keys. Listings are consumed lazily, once, in step (like
+  rclone ``fs/march`` and s5cmd ``sync``): a key only in src, only in dst, or in both.
+* The exclude filter is applied to both sides before comparison: an excluded key is never
+  copied, never deleted, and never counted.
+* A key that is a file on both sides is compared with the ``compare`` strategy.
+* Directories (keys ending ``/``) are compared by presence, and a directory exists as soon as
+  a key under it exists. A src directory is copied (:attr:`Reason.MISSING`: the caller creates
+  the directory or writes the marker) only when, after the plan, dst would hold neither it nor
+  any key under it: when dst lacks the directory key, src holds no key under it (those keys
+  are either in dst already or copied, and create the directory), and dst holds no key under
+  it that the plan keeps (an excluded key, or any key with ``delete=False``). So uploading a
+  non-empty folder writes no marker object (pos3 wrote one per folder, reference C.13), and a
+  directory is never "satisfied" by keys the same plan deletes. A dst directory is deleted
+  (:attr:`Reason.EXTRA`) only when src holds neither it nor any key under it, and dst holds no
+  excluded key under it (deleting it would touch excluded data).
+* A file key ``K`` conflicts when it is a file in src and either side holds keys under
+  ``K + "/"``, or it is a file in dst and src holds keys under ``K + "/"``. ``K`` goes to
+  ``Plan.conflicts`` and gets no copy and no delete; the dst keys under ``K + "/"`` are not
+  deleted either (the caller reports the conflict; the user resolves it). Src keys under
+  ``K + "/"`` are planned as usual: they can be written to S3, and writing them into a folder
+  where ``K`` is a file fails loudly in the caller rather than deleting anything.
+* The empty key (the root) is ignored.
+
+Memory: the pass keeps a stack of keys whose decision waits for the keys that follow. A file
+key ``K`` waits until the merge passes ``K + "/"`` and its subtree (keys between them, such as
+``K.txt``, sort in the window because ``.`` and ``-`` sort before ``/``); a directory key
+waits until the merge leaves its subtree. The stack is as deep as the path nesting, not as
+long as the listing; the returned :class:`Plan` holds only the actions.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import dataclass
+
+from pos3lite.engine.compare import Compare
+from pos3lite.engine.filters import Filter
+from pos3lite.engine.model import Action, Entry, Plan, Reason
+
+__all__ = ["plan", "sort_key"]
+
+# "0" is the byte right after "/" (0x2F), so K + "0" is the first sort key past every key
+# that starts with K followed by a byte <= "/" -- that is, past K's conflict window.
+_AFTER_SLASH = b"0"
+
+
+def sort_key(key: str) -> bytes:
+    """Return the sort key both listings must follow: ``key.encode("utf-8")``.
+
+    S3 ``ListObjectsV2`` returns keys in UTF-8 binary order, so ``"a.txt" < "a/" < "a/b" <
+    "a0"`` and ``"z" < "é"``. (For valid strings this is also code-point order.)
+
+    Raises:
+        UnicodeEncodeError: (a ``ValueError``) for a key with a lone surrogate, such as a local
+            file name that is not valid UTF-8; S3 cannot store such a key.
+    """
+    return key.encode("utf-8")
+
+
+def plan(
+    src: Iterable[Entry],
+    dst: Iterable[Entry],
+    *,
+    compare: Compare,
+    delete: bool,
+    exclude: Filter | Sequence[str] = (),
+) -> Plan:
+    """Plan the copies and deletes that make dst equal to src.
+
+    Args:
+        src: the source listing, sorted by :func:`sort_key`, no duplicate keys.
+        dst: the destination listing, same order.
+        compare: the strategy for keys that are files on both sides (see ``compare.py``).
+        delete: plan :attr:`Reason.EXTRA` deletes of keys only in dst. With ``False``,
+            ``Plan.deletes`` is empty.
+        exclude: a :class:`Filter` or its glob patterns.
+
+    Returns:
+        The :class:`Plan`. An empty src with ``delete=True`` deletes everything in dst that is
+        not excluded: refusing to act on a suspiciously empty listing is the caller's job.
+
+    Raises:
+        ValueError: a listing is not sorted by :func:`sort_key` or repeats a key (the message
+            names the side and both keys); or, as ``ConfigError``, an invalid exclude pattern.
+    """
+    filt = exclude if isinstance(exclude, Filter) else Filter(exclude)
+    state = _Planner(compare=compare, delete=delete)
+    stack: list[_Pending] = []
+    for key, kb, s, d in _merge(src, dst):
+        while stack and stack[-1].end <= kb:
+            state.close(stack.pop())
+        excluded = bool(filt) and filt.excluded(key)
+        for pending in stack:
+            if kb.startswith(pending.under):
+                if excluded:
+                    pending.dst_excluded_under |= d is not None
+                else:
+                    pending.src_under |= s is not None
+                    pending.dst_under |= d is not None
+        if excluded:
+            continue
+        if key.endswith("/"):
+            if s is not None and d is not None:
+                state.unchanged += 1
+            else:
+                # Everything under "a/" sorts right after it, before "a0": the decision
+                # is made when the merge leaves the subtree.
+                stack.append(_Pending(key, s, d, end=kb[:-1] + _AFTER_SLASH, under=kb))
+        else:
+            stack.append(_Pending(key, s, d, end=kb + _AFTER_SLASH, under=kb + b"/"))
+    while stack:
+        state.close(stack.pop())
+    return state.build()
+
+
+@dataclass(slots=True)
+class _Pending:
+    """A key whose decision waits until the merge has passed ``end``."""
+
+    key: str
+    src: Entry | None
+    dst: Entry | None
+    end: bytes  # first sort key past the window in which later keys affect this one
+    under: bytes  # sort-key prefix of the keys "under" this one (K + "/" or the dir key)
+    src_under: bool = False
+    dst_under: bool = False
+    dst_excluded_under: bool = False
+
+
+class _Planner:
+    """Accumulates decisions; :meth:`build` sorts them into a :class:`Plan`."""
+
+    def __init__(self, *, compare: Compare, delete: bool) -> None:
+        self.compare = compare
+        self.delete = delete
+        self.copies: list[Action] = []
+        self.deletes: list[Action] = []
+        self.conflicts: list[str] = []
+        self.fallbacks: list[str] = []
+        self.unchanged = 0
+
+    def close(self, p: _Pending) -> None:
+        if p.key.endswith("/"):
+            self._close_dir(p)
+        else:
+            self._close_file(p)
+
+    def _close_dir(self, p: _Pending) -> None:
+        if p.src is not None:  # only in src
+            if p.src_under or p.dst_excluded_under or (p.dst_under and not self.delete):
+                self.unchanged += 1
+            else:
+                self.copies.append(Action(p.key, Reason.MISSING, p.src, None))
+        elif p.src_under or p.dst_excluded_under:  # only in dst, but still needed
+            self.unchanged += 1
+        elif self.delete:
+            self.deletes.append(Action(p.key, Reason.EXTRA, None, p.dst))
+
+    def _close_file(self, p: _Pending) -> None:
+        s, d = p.src, p.dst
+        if (s is not None and (p.src_under or p.dst_under)) or (d is not None and p.src_under):
+            self.conflicts.append(p.key)
+        elif s is not None and d is not None:
+            if self.compare.falls_back(s, d):
+                self.fallbacks.append(p.key)
+            reason = self.compare.differs(s, d)
+            if reason is None:
+                self.unchanged += 1
+            else:
+                self.copies.append(Action(p.key, reason, s, d))
+        elif s is not None:
+            self.copies.append(Action(p.key, Reason.MISSING, s, None))
+        elif self.delete:
+            self.deletes.append(Action(p.key, Reason.EXTRA, None, d))
+
+    def build(self) -> Plan:
+        blocked = set(self.conflicts)
+        deletes = [a for a in self.deletes if not _has_ancestor_in(a.key, blocked)]
+        by_key = _action_sort_key
+        return Plan(
+            copies=tuple(sorted(self.copies, key=by_key)),
+            deletes=tuple(sorted(deletes, key=by_key, reverse=True)),
+            conflicts=tuple(sorted(self.conflicts, key=sort_key)),
+            fallbacks=tuple(sorted(self.fallbacks, key=sort_key)),
+            unchanged=self.unchanged,
+        )
+
+
+def _action_sort_key(action: Action) -> bytes:
+    return sort_key(action.key)
+
+
+def _has_ancestor_in(key: str, keys: set[str]) -> bool:
+    """True if some ``key[:i]`` with ``key[i] == "/"`` is in ``keys``."""
+    if not keys:
+        return False
+    i = key.find("/")
+    while i >= 0:
+        if key[:i] in keys:
+            return True
+        i = key.find("/", i + 1)
+    return False
+
+
+class _Cursor:
+    """One listing, advanced lazily, checked for order and duplicates on the way."""
+
+    __slots__ = ("_entries", "_prev", "_side", "entry", "kb")
+
+    def __init__(self, entries: Iterable[Entry], side: str) -> None:
+        self._entries = iter(entries)
+        self._side = side
+        self._prev: Entry | None = None
+        self.entry: Entry | None = None
+        self.kb = b""
+        self.advance()
+
+    def advance(self) -> None:
+        for entry in self._entries:
+            if not entry.key:  # the root: never an action
+                continue
+            kb = sort_key(entry.key)
+            prev = self._prev
+            if prev is not None and kb <= self.kb:
+                what = "repeats the key" if kb == self.kb else "is not sorted by UTF-8 bytes:"
+                raise ValueError(
+                    f"{self._side} listing {what} {prev.key!r} then {entry.key!r} "
+                    "(listings must be sorted by sort_key with no duplicates)"
+                )
+            self._prev = self.entry = entry
+            self.kb = kb
+            return
+        self.entry = None
+
+
+def _merge(
+    src: Iterable[Entry], dst: Iterable[Entry]
+) -> Iterator[tuple[str, bytes, Entry | None, Entry | None]]:
+    """Yield ``(key, sort_key(key), src_entry, dst_entry)`` in order; a side is None if absent."""
+    s = _Cursor(src, "src")
+    d = _Cursor(dst, "dst")
+    while True:
+        se, de = s.entry, d.entry
+        if se is None and de is None:
+            return
+        if de is None or (se is not None and s.kb < d.kb):
+            assert se is not None
+            yield se.key, s.kb, se, None
+            s.advance()
+        elif se is None or d.kb < s.kb:
+            yield de.key, d.kb, None, de
+            d.advance()
+        else:
+            yield se.key, s.kb, se, de
+            s.advance()
+            d.advance()

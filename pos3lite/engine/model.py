@@ -1,0 +1,107 @@
+"""Values of the sync engine: what a listing holds (:class:`Entry`) and what to do (:class:`Plan`).
+
+Rules:
+
+* The engine speaks of ``src`` and ``dst``, never local and remote: the same values describe a
+  download (src = S3, dst = folder) and an upload (src = folder, dst = S3).
+* A key is relative to the synced root, ``/``-separated, with no leading ``/``. A directory
+  entry's key ends with ``/`` (``"a/b/"``), exactly like an S3 directory-marker key relative to
+  the prefix. The root itself (``""``) is never an entry.
+* Everything here is immutable; nothing here does I/O.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+__all__ = ["Action", "Entry", "Plan", "Reason"]
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One file or directory of a listing.
+
+    Attributes:
+        key: relative key, ``/``-separated, no leading ``/``; ends with ``/`` for a directory.
+        size: size in bytes (0 for directories).
+        mtime: modification time in seconds since the Unix epoch (UTC). Remote: the object's
+            ``LastModified`` (1 s resolution); local: ``st_mtime``.
+        etag: remote: the ETag without quotes (``"d41d8cd9..."``, or ``"abc...-3"`` for a
+            multipart upload); local: the hex MD5 of the content if it was computed, else
+            ``None``.
+    """
+
+    key: str
+    size: int
+    mtime: float
+    etag: str | None = None
+
+    @property
+    def is_dir(self) -> bool:
+        """True for a directory entry (its key ends with ``/``)."""
+        return self.key.endswith("/")
+
+
+class Reason(Enum):
+    """Why an :class:`Action` is planned."""
+
+    MISSING = "missing"
+    """The key is only in src: copy it."""
+    SIZE = "size"
+    """Both sides hold the file and the sizes differ: copy it."""
+    MTIME = "mtime"
+    """Same size, but the modification times say src changed: copy it."""
+    CHECKSUM = "checksum"
+    """Same size, but the MD5 of src and the ETag of dst (or the reverse) differ: copy it."""
+    EXTRA = "extra"
+    """The key is only in dst: delete it (planned only with ``delete=True``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """One copy (src -> dst) or one delete (from dst) for one key.
+
+    ``src`` is ``None`` for an :attr:`Reason.EXTRA` delete; ``dst`` is ``None`` for a
+    :attr:`Reason.MISSING` copy; both are set for the other reasons.
+    """
+
+    key: str
+    reason: Reason
+    src: Entry | None
+    dst: Entry | None
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The result of comparing two listings: what to copy, what to delete, what to report.
+
+    Attributes:
+        copies: copies from src to dst, in :func:`~pos3lite.engine.diff.sort_key` order, so a
+            directory entry comes before the keys under it.
+        deletes: deletes from dst, in *reverse* ``sort_key`` order, so every key is deleted
+            before any directory entry that is its ancestor (safe to apply in order). Empty
+            when planned with ``delete=False``.
+        conflicts: keys that cannot be materialised, in ``sort_key`` order: a file key ``K``
+            while the other side (or src itself) holds keys under ``K + "/"``. S3 allows the
+            objects ``a`` and ``a/b`` together; a file system cannot. A conflicting key gets
+            neither a copy nor a delete, and the dst keys under ``K + "/"`` are not deleted
+            either; the caller reports them and the user resolves them.
+        fallbacks: keys whose file pair the checksum strategy could not compare by hash
+            (multipart ETag, missing or non-MD5 ETag) and compared with its fallback strategy
+            instead, in ``sort_key`` order. The caller logs them.
+        unchanged: number of keys that need no action: equal file pairs, directory keys on
+            both sides, and directory keys on one side only that the plan leaves in place or
+            that the keys under them create (see ``diff.py``).
+    """
+
+    copies: tuple[Action, ...] = ()
+    deletes: tuple[Action, ...] = ()
+    conflicts: tuple[str, ...] = ()
+    fallbacks: tuple[str, ...] = ()
+    unchanged: int = 0
+
+    @property
+    def empty(self) -> bool:
+        """True when there is nothing to copy or delete (conflicts may still exist)."""
+        return not self.copies and not self.deletes

@@ -1,0 +1,187 @@
+"""One exception tree for pos3lite, rooted at :class:`Pos3liteError`.
+
+::
+
+    Pos3liteError (Exception)
+    ├── ConfigError (also ValueError)         bad argument, URL, profile or profiles.toml
+    │   ├── InvalidURLError                   not an s3:// URL, bad bucket name, unsafe key
+    │   └── ProfileError                      unknown profile, invalid profile definition
+    ├── UnsafeKeyError (also ValueError)      a key that would land outside its destination
+    ├── KeyConflictError                      a key that is a file on one side, a folder on the other
+    ├── MirrorStateError (also RuntimeError)  no active mirror / mirror already active
+    ├── CredentialsError                      no credentials found, or a provider failed
+    ├── TransportError                        the request never got an HTTP answer
+    │   ├── ConnectError                      could not connect (refused, DNS, TLS)
+    │   └── ReadTimeoutError                  the socket stalled past the read timeout
+    ├── S3Error                               the server answered with an S3 error
+    │   ├── NotFoundError                     404: NoSuchKey, NoSuchBucket, ...
+    │   └── AccessDeniedError                 403: AccessDenied, SignatureDoesNotMatch, ...
+    ├── RemoteNotFoundError (also FileNotFoundError)
+    │                                         a download URL matched no object and no prefix
+    └── TransferError                         one or more copy/delete workers failed
+
+``ConfigError`` and ``UnsafeKeyError`` subclass :class:`ValueError` and ``MirrorStateError``
+subclasses :class:`RuntimeError` so code written against pos3 (which raised those builtins)
+keeps catching them. Rules: every message names the bad value; no message, ``repr`` or log
+line ever carries a secret (secret keys, session tokens, signatures).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = [
+    "AccessDeniedError",
+    "ConfigError",
+    "ConnectError",
+    "CredentialsError",
+    "InvalidURLError",
+    "KeyConflictError",
+    "MirrorStateError",
+    "NotFoundError",
+    "Pos3liteError",
+    "ProfileError",
+    "ReadTimeoutError",
+    "RemoteNotFoundError",
+    "S3Error",
+    "TransferError",
+    "TransportError",
+    "UnsafeKeyError",
+]
+
+
+class Pos3liteError(Exception):
+    """Base class of every error pos3lite raises on purpose."""
+
+
+class ConfigError(Pos3liteError, ValueError):
+    """A bad argument, URL, profile or configuration file (a :class:`ValueError`)."""
+
+
+class InvalidURLError(ConfigError):
+    """A string that is not a usable ``s3://[profile@]bucket/key`` URL."""
+
+
+class ProfileError(ConfigError):
+    """An unknown profile name or an invalid profile definition."""
+
+
+class UnsafeKeyError(Pos3liteError, ValueError):
+    """An object key that would write outside its destination folder.
+
+    Keys with ``..`` segments, a leading ``/``, a backslash or a NUL are refused, and nothing
+    is written for them. ``key`` holds the offending key.
+    """
+
+    def __init__(self, key: str, reason: str) -> None:
+        super().__init__(f"refusing unsafe key {key!r}: {reason}")
+        self.key = key
+        self.reason = reason
+
+
+class KeyConflictError(Pos3liteError):
+    """A key that cannot be materialised: a file on one side and a folder (or prefix with
+    objects under it) on the other, e.g. objects ``a`` and ``a/b`` in one listing.
+
+    Reported and skipped; nothing is dropped silently and nothing is deleted for it.
+    """
+
+    def __init__(self, key: str, reason: str) -> None:
+        super().__init__(f"key {key!r} {reason}")
+        self.key = key
+        self.reason = reason
+
+
+class MirrorStateError(Pos3liteError, RuntimeError):
+    """The call needs an active mirror (or another mirror is already active)."""
+
+
+class CredentialsError(Pos3liteError):
+    """No credentials could be found, or a credential provider failed."""
+
+
+class TransportError(Pos3liteError):
+    """The request never got a complete HTTP answer (connection refused, reset, timeout)."""
+
+    def __init__(self, message: str, *, method: str = "", url: str = "") -> None:
+        super().__init__(message)
+        self.method = method
+        self.url = url
+
+
+class ConnectError(TransportError):
+    """Could not open a connection (refused, DNS failure, TLS handshake failure)."""
+
+
+class ReadTimeoutError(TransportError):
+    """The server sent nothing for longer than the read timeout."""
+
+
+class S3Error(Pos3liteError):
+    """An S3 error response, parsed from its XML body (or from the status for HEAD).
+
+    Attributes: ``code`` (e.g. ``"NoSuchKey"``), ``message``, ``request_id``, ``bucket``,
+    ``key`` and ``status`` (the HTTP status code, an int). See the AWS page
+    "Error responses" in the Amazon S3 API Reference.
+    """
+
+    def __init__(
+        self,
+        code: str,
+        message: str,
+        *,
+        status: int,
+        request_id: str | None = None,
+        bucket: str | None = None,
+        key: str | None = None,
+        region: str | None = None,
+    ) -> None:
+        where = f"s3://{bucket}/{key}" if bucket and key else f"s3://{bucket}" if bucket else ""
+        text = f"{code} (HTTP {status})"
+        if where:
+            text += f" for {where}"
+        if message:
+            text += f": {message}"
+        if request_id:
+            text += f" [request id {request_id}]"
+        super().__init__(text)
+        self.code = code
+        self.message = message
+        self.status = status
+        self.request_id = request_id
+        self.bucket = bucket
+        self.key = key
+        self.region = region
+
+
+class NotFoundError(S3Error):
+    """HTTP 404: the bucket or key does not exist (``NoSuchBucket``, ``NoSuchKey``)."""
+
+
+class AccessDeniedError(S3Error):
+    """HTTP 403: access denied, or the request signature was rejected."""
+
+
+class RemoteNotFoundError(Pos3liteError, FileNotFoundError):
+    """A download URL matched neither an object nor any key under its prefix.
+
+    Raised instead of treating the remote as empty, which would delete the local copy.
+    """
+
+    def __init__(self, url: str) -> None:
+        super().__init__(f"no object and no objects under prefix at {url}")
+        self.url = url
+
+
+class TransferError(Pos3liteError):
+    """One or more copy or delete workers failed (pos3-compatible).
+
+    ``operation`` is ``"Download"``, ``"Upload"`` or ``"Delete"``; ``failures`` is the list
+    of per-file exceptions, in completion order. Raised only after every worker finished.
+    """
+
+    def __init__(self, operation: str, failures: Sequence[BaseException]) -> None:
+        first = failures[0] if failures else "no detail"
+        super().__init__(f"{operation}: {len(failures)} worker(s) failed: {first}")
+        self.operation = operation
+        self.failures = list(failures)

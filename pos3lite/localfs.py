@@ -1,0 +1,168 @@
+"""Local file-system side of a mirror: walk, safe joins, atomic writes.
+
+Rules:
+
+* :func:`walk` lists a folder as sync-engine Entries sorted by the UTF-8 bytes of their keys,
+  the order S3 lists keys in. Files are listed with size and mtime; a directory is listed
+  (key ending ``/``) only when it is empty, since non-empty ones are implied by their files.
+* Symlinks are followed like ``aws s3 sync`` does by default: a link to a file is that file,
+  a link to a folder is walked; a link that loops back to a folder on the current path, or a
+  broken link, is skipped with a warning and reported in ``Walk.skipped`` so the caller
+  protects its key (a skipped file never causes a remote delete).
+* pos3lite's own temporary files (``.<name>.<random>.pos3lite-tmp``) are never listed, so
+  they are never uploaded nor treated as extra files.
+* :func:`safe_join` refuses keys that would land outside the destination root.
+* :func:`write_atomic` writes into a temporary file beside the target and ``os.replace``-s it
+  into place, so no partial file ever appears at a final path.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import secrets
+import stat
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO
+
+from .engine.model import Entry
+from .urls import check_relative_key
+
+__all__ = ["TEMP_SUFFIX", "Walk", "file_md5", "safe_join", "walk", "write_atomic"]
+
+logger = logging.getLogger(__name__)
+
+#: Suffix of pos3lite's temporary files; files ending with it are never listed.
+TEMP_SUFFIX = ".pos3lite-tmp"
+
+
+@dataclass(slots=True)
+class Walk:
+    """Result of :func:`walk`: ``entries`` sorted by key bytes; ``skipped`` keys (broken or
+    looping symlinks, unreadable entries) that the caller must protect from deletes."""
+
+    entries: list[Entry] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+
+def walk(root: Path) -> Walk:
+    """List the tree under ``root`` as Entries (see the module rules).
+
+    Args:
+        root: the folder to list. A missing folder gives an empty Walk; the caller decides
+            whether that is an error.
+
+    Raises:
+        NotADirectoryError: ``root`` exists but is not a folder.
+    """
+    result = Walk()
+    if not root.exists():
+        return result
+    if not root.is_dir():
+        raise NotADirectoryError(f"not a folder: {str(root)!r}")
+    root_st = root.stat()
+    _walk_dir(str(root), "", {(root_st.st_dev, root_st.st_ino)}, result)
+    result.entries.sort(key=lambda e: e.key.encode("utf-8", "surrogateescape"))
+    return result
+
+
+def _walk_dir(path: str, rel: str, ancestors: set[tuple[int, int]], out: Walk) -> bool:
+    """Walk one folder; returns True if it yielded anything (so the folder is not empty)."""
+    any_child = False
+    try:
+        scan = list(os.scandir(path))
+    except OSError as exc:
+        logger.warning("skipping unreadable folder %r: %s", path, exc)
+        out.skipped.append(rel)
+        return True  # unknown content: do not list as empty
+    for de in scan:
+        name = de.name
+        if name.endswith(TEMP_SUFFIX):
+            continue
+        key = rel + name
+        try:
+            st = os.stat(de.path)  # follows symlinks
+        except OSError as exc:
+            logger.warning("skipping %r: %s", de.path, exc)
+            out.skipped.append(key)
+            any_child = True
+            continue
+        if stat.S_ISDIR(st.st_mode):
+            ident = (st.st_dev, st.st_ino)
+            if ident in ancestors:
+                logger.warning("skipping symlink loop at %r", de.path)
+                out.skipped.append(key + "/")
+                any_child = True
+                continue
+            ancestors.add(ident)
+            if not _walk_dir(de.path, key + "/", ancestors, out):
+                out.entries.append(Entry(key + "/", 0, st.st_mtime))
+            ancestors.discard(ident)
+            any_child = True
+        elif stat.S_ISREG(st.st_mode):
+            out.entries.append(Entry(key, st.st_size, st.st_mtime))
+            any_child = True
+        else:
+            logger.warning("skipping %r: not a regular file or folder", de.path)
+            out.skipped.append(key)
+            any_child = True
+    return any_child
+
+
+def safe_join(root: Path, key: str) -> Path:
+    """Return ``root / key`` for a relative key, refusing keys that escape ``root``.
+
+    Raises:
+        UnsafeKeyError: the key is empty, absolute, has ``.``/``..``/empty segments, a
+            backslash or a NUL (see :func:`pos3lite.urls.check_relative_key`).
+    """
+    check_relative_key(key.rstrip("/") if key.endswith("/") else key)
+    return root.joinpath(*key.rstrip("/").split("/"))
+
+
+def write_atomic(
+    target: Path,
+    fill: Callable[[BinaryIO], None],
+    *,
+    mtime: float | None = None,
+) -> None:
+    """Create or replace ``target`` atomically with the bytes ``fill(f)`` writes into ``f``.
+
+    The bytes go to ``.<name>.<random>.pos3lite-tmp`` in the same folder (same file system,
+    unique per call so concurrent writers never share one), the mtime is set (seconds since
+    the epoch) and the file is ``os.replace``-d over ``target``. On any exception the
+    temporary file is removed and the exception propagates; ``target`` is left untouched.
+    Parent folders are created as needed.
+    """
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{secrets.token_hex(6)}{TEMP_SUFFIX}")
+    try:
+        with open(tmp, "xb") as f:
+            fill(f)
+        if mtime is not None:
+            os.utime(tmp, (mtime, mtime))
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+def file_md5(path: Path, *, block_size: int = 1024 * 1024) -> str:
+    """Hex MD5 of the file at ``path`` (read in ``block_size``-byte blocks)."""
+    h = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as f:
+        while block := f.read(block_size):
+            h.update(block)
+    return h.hexdigest()
+
+
+def iter_tree_files(root: Path) -> Iterator[Path]:
+    """Yield every regular file under ``root`` (for tests and tools); symlinks not followed."""
+    for dirpath, _dirs, files in os.walk(root):
+        for name in files:
+            yield Path(dirpath, name)

@@ -1,0 +1,204 @@
+"""Parse and build the XML bodies of the S3 REST API; pure (standard library only).
+
+Covers ListObjectsV2 results (with ``encoding-type=url``), error responses, the DeleteObjects
+request and its result. Spec: Amazon S3 API Reference pages "ListObjectsV2", "DeleteObjects",
+"Error responses". ``xml.etree`` is imported here, and this module is imported by the S3
+client on first use, never by ``import pos3lite``.
+"""
+
+from __future__ import annotations
+
+import calendar
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from dataclasses import dataclass
+from urllib.parse import unquote_plus
+from xml.sax.saxutils import escape
+
+__all__ = [
+    "DeleteResult",
+    "ErrorInfo",
+    "ListPage",
+    "ObjectInfo",
+    "build_delete_objects",
+    "parse_delete_result",
+    "parse_error",
+    "parse_http_date",
+    "parse_iso8601",
+    "parse_list_objects_v2",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectInfo:
+    """One object from a listing or a HEAD: ``key``, ``size`` (bytes), ``last_modified``
+    (seconds since the Unix epoch, UTC) and ``etag`` (without quotes)."""
+
+    key: str
+    size: int
+    last_modified: float
+    etag: str
+
+
+@dataclass(frozen=True, slots=True)
+class ListPage:
+    """One ListObjectsV2 page: objects, common prefixes (with delimiter) and the
+    continuation token for the next page (``None`` when the listing is complete)."""
+
+    objects: tuple[ObjectInfo, ...]
+    common_prefixes: tuple[str, ...]
+    next_token: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorInfo:
+    """The fields of an S3 ``<Error>`` body; empty strings when absent."""
+
+    code: str
+    message: str
+    request_id: str
+    region: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteResult:
+    """DeleteObjects outcome: keys deleted, and (key, code, message) for each key that was not."""
+
+    deleted: tuple[str, ...]
+    errors: tuple[tuple[str, str, str], ...]
+
+
+def _strip_ns(root: ET.Element) -> None:
+    # S3 answers in the 2006-03-01 namespace; some compatible stores omit it.
+    for el in root.iter():
+        if el.tag.startswith("{"):
+            el.tag = el.tag.split("}", 1)[1]
+
+
+def _parse(body: bytes) -> ET.Element:
+    root = ET.fromstring(body)
+    _strip_ns(root)
+    return root
+
+
+def _text(el: ET.Element | None, name: str) -> str:
+    if el is None:
+        return ""
+    child = el.find(name)
+    return child.text or "" if child is not None else ""
+
+
+_ISO_RE = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(Z|[+-]\d{2}:?\d{2})?$"
+)
+
+
+def parse_iso8601(value: str) -> float:
+    """Parse an S3 timestamp such as ``2026-11-21T23:03:25.000Z`` to epoch seconds (float).
+
+    Raises ValueError naming the value if it is not ISO 8601.
+    """
+    m = _ISO_RE.match(value.strip())
+    if not m:
+        raise ValueError(f"not an ISO 8601 timestamp: {value!r}")
+    y, mo, d, h, mi, s, frac, tz = m.groups()
+    seconds = calendar.timegm((int(y), int(mo), int(d), int(h), int(mi), int(s), 0, 0, 0))
+    if frac:
+        seconds += float("0." + frac)
+    if tz and tz != "Z":
+        sign = 1 if tz[0] == "+" else -1
+        digits = tz[1:].replace(":", "")
+        seconds -= sign * (int(digits[:2]) * 3600 + int(digits[2:]) * 60)
+    return float(seconds)
+
+
+def parse_http_date(value: str) -> float:
+    """Parse an RFC 7231 IMF-fixdate (``Last-Modified``, ``Date``) to epoch seconds.
+
+    Raises ValueError naming the value if it cannot be parsed.
+    """
+    from email.utils import parsedate_to_datetime
+
+    try:
+        return parsedate_to_datetime(value).timestamp()
+    except (TypeError, ValueError, IndexError) as exc:
+        raise ValueError(f"not an HTTP date: {value!r}") from exc
+
+
+def parse_list_objects_v2(body: bytes, *, url_encoded: bool = True) -> ListPage:
+    """Parse a ListObjectsV2 result body.
+
+    With ``url_encoded`` (the request had ``encoding-type=url``) keys and prefixes are
+    decoded the way S3 encodes them (form encoding: ``+`` is a space, ``%2B`` a plus).
+    Raises ValueError when the body is not a ListBucketResult.
+    """
+    root = _parse(body)
+    if root.tag != "ListBucketResult":
+        raise ValueError(f"expected ListBucketResult, got <{root.tag}>")
+
+    def dec(s: str) -> str:
+        return unquote_plus(s) if url_encoded else s
+
+    objects = []
+    for c in root.findall("Contents"):
+        objects.append(
+            ObjectInfo(
+                key=dec(_text(c, "Key")),
+                size=int(_text(c, "Size") or 0),
+                last_modified=parse_iso8601(_text(c, "LastModified")),
+                etag=_text(c, "ETag").strip('"'),
+            )
+        )
+    prefixes = tuple(dec(_text(p, "Prefix")) for p in root.findall("CommonPrefixes"))
+    truncated = _text(root, "IsTruncated").lower() == "true"
+    token = _text(root, "NextContinuationToken") or None
+    if truncated and token is None:
+        raise ValueError("ListObjectsV2 page is truncated but has no NextContinuationToken")
+    return ListPage(tuple(objects), prefixes, token if truncated else None)
+
+
+def parse_error(body: bytes) -> ErrorInfo | None:
+    """Parse an S3 ``<Error>`` body; ``None`` if the body is empty or not an error document."""
+    if not body.strip():
+        return None
+    try:
+        root = _parse(body)
+    except ET.ParseError:
+        return None
+    if root.tag != "Error":
+        return None
+    return ErrorInfo(
+        code=_text(root, "Code"),
+        message=_text(root, "Message"),
+        request_id=_text(root, "RequestId"),
+        region=_text(root, "Region"),
+    )
+
+
+def build_delete_objects(keys: Sequence[str], *, quiet: bool = True) -> bytes:
+    """Build the DeleteObjects request body for up to 1000 keys (UTF-8 bytes).
+
+    Raises ValueError for an empty batch or more than 1000 keys (the S3 limit).
+    """
+    if not keys or len(keys) > 1000:
+        raise ValueError(f"DeleteObjects takes 1..1000 keys, got {len(keys)}")
+    parts = ['<?xml version="1.0" encoding="UTF-8"?><Delete>']
+    if quiet:
+        parts.append("<Quiet>true</Quiet>")
+    for key in keys:
+        parts.append(f"<Object><Key>{escape(key)}</Key></Object>")
+    parts.append("</Delete>")
+    return "".join(parts).encode("utf-8")
+
+
+def parse_delete_result(body: bytes) -> DeleteResult:
+    """Parse a DeleteObjects result: deleted keys and per-key (key, code, message) errors."""
+    root = _parse(body)
+    if root.tag != "DeleteResult":
+        raise ValueError(f"expected DeleteResult, got <{root.tag}>")
+    deleted = tuple(_text(d, "Key") for d in root.findall("Deleted"))
+    errors = tuple(
+        (_text(e, "Key"), _text(e, "Code"), _text(e, "Message")) for e in root.findall("Error")
+    )
+    return DeleteResult(deleted, errors)

@@ -1,0 +1,176 @@
+"""The urllib3 Transport: the only module that imports urllib3 (and, through it, ssl).
+
+Rules:
+
+* one ``PoolManager`` per transport, one pool per endpoint (scheme, host, port) holding up to
+  ``max_connections`` keep-alive connections, and one shared SSL context with certificate
+  verification on;
+* urllib3's own retries and redirects are off: exactly one layer (the S3 client) decides;
+* the request target is handed to the connection pool as ``/path?query`` so urllib3 sends the
+  encoded path exactly as it was signed (``PoolManager.urlopen`` would run the URL through
+  ``parse_url``, which removes ``.`` and ``..`` segments and breaks the signature);
+* bodies stream both ways: uploads are read from the caller's stream in blocks, downloads are
+  yielded in chunks as they arrive;
+* timeouts are a connect timeout and a read *idle* timeout (urllib3 applies the read timeout
+  to each socket read), never a whole-request deadline;
+* every urllib3 error is translated to :class:`pos3lite.errors.TransportError` here, at one
+  boundary, including errors raised while the body streams.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+import urllib3
+from urllib3.exceptions import (
+    ConnectTimeoutError,
+    HTTPError,
+    NewConnectionError,
+    ProtocolError,
+    SSLError,
+)
+from urllib3.exceptions import ReadTimeoutError as _Urllib3ReadTimeout
+
+from ..errors import ConnectError, ReadTimeoutError, TransportError
+from .base import Headers, Request, Response
+
+if TYPE_CHECKING:
+    import ssl
+
+__all__ = ["DEFAULT_TIMEOUT", "Urllib3Transport"]
+
+#: Default (connect, read-idle) timeouts in seconds.
+DEFAULT_TIMEOUT = (10.0, 60.0)
+#: Bytes per chunk yielded by Response.iter_bytes and per block read from upload streams.
+CHUNK_SIZE = 256 * 1024
+
+
+class Urllib3Transport:
+    """Transport over a urllib3 ``PoolManager``.
+
+    Args:
+        max_connections: keep-alive connections kept per endpoint (size it to the number of
+            worker threads); extra concurrent requests open short-lived connections.
+        timeout: default ``(connect, read_idle)`` timeouts in seconds, used when a request
+            carries none.
+        ca_bundle: optional path to a PEM bundle replacing the system trust store.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_connections: int = 10,
+        timeout: tuple[float, float] = DEFAULT_TIMEOUT,
+        ca_bundle: str | None = None,
+    ) -> None:
+        if max_connections < 1:
+            raise ValueError(f"max_connections must be >= 1, got {max_connections!r}")
+        self._timeout = timeout
+        self._lock = threading.Lock()
+        self._ssl_context: ssl.SSLContext | None = None
+        self._ca_bundle = ca_bundle
+        self._manager = urllib3.PoolManager(
+            num_pools=16,
+            maxsize=max_connections,
+            block=False,
+            retries=False,
+            ssl_context=None,
+        )
+
+    def _pool(self, scheme: str, host: str, port: int | None) -> urllib3.HTTPConnectionPool:
+        if scheme == "https":
+            with self._lock:
+                if self._ssl_context is None:
+                    # One SSL context for every pool: verification on, system trust store
+                    # (or the given bundle). Built on first HTTPS use, not at import.
+                    from urllib3.util.ssl_ import create_urllib3_context
+
+                    ctx = create_urllib3_context()
+                    if self._ca_bundle:
+                        ctx.load_verify_locations(cafile=self._ca_bundle)
+                    else:
+                        ctx.load_default_certs()
+                    self._ssl_context = ctx
+                    self._manager.connection_pool_kw["ssl_context"] = ctx
+        return self._manager.connection_from_host(host, port, scheme)
+
+    def send(self, request: Request) -> Response:
+        """Send ``request`` and return the response with its body unread.
+
+        Raises:
+            ConnectError: the connection could not be opened.
+            ReadTimeoutError: no byte arrived within the read timeout.
+            TransportError: any other failure before a complete response head arrived.
+        """
+        parts = urlsplit(request.url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise TransportError(f"unsupported URL {request.url.split('?', 1)[0]!r}")
+        target = parts.path or "/"
+        if parts.query:
+            target += "?" + parts.query
+        connect, read = request.timeout or self._timeout
+        pool = self._pool(parts.scheme, parts.hostname, parts.port)
+        body = request.body
+        with _translate(request):
+            raw = pool.urlopen(
+                request.method,
+                target,
+                body=body,
+                headers=dict(request.headers),
+                retries=False,
+                redirect=False,
+                assert_same_host=False,
+                preload_content=False,
+                decode_content=False,
+                chunked=False,
+                timeout=urllib3.Timeout(connect=connect, read=read),
+                body_pos=None,
+            )
+        state = {"done": False}
+
+        def chunks() -> Iterator[bytes]:
+            with _translate(request):
+                for chunk in raw.stream(CHUNK_SIZE, decode_content=False):
+                    yield chunk
+            state["done"] = True
+
+        def on_close() -> None:
+            if not state["done"]:
+                # Unread body: drop the connection rather than drain a large object.
+                raw.close()
+            raw.release_conn()
+
+        if request.method == "HEAD":
+            state["done"] = True
+        return Response(raw.status, Headers(raw.headers), chunks=chunks(), on_close=on_close)
+
+    def close(self) -> None:
+        """Close every pooled connection."""
+        self._manager.clear()
+
+
+@contextmanager
+def _translate(request: Request) -> Iterator[None]:
+    where = f"{request.method} {request.url.split('?', 1)[0]}"
+    try:
+        yield
+    except (ConnectTimeoutError, NewConnectionError) as exc:
+        raise ConnectError(
+            f"cannot connect for {where}: {exc}", method=request.method, url=request.url
+        ) from None
+    except _Urllib3ReadTimeout as exc:
+        raise ReadTimeoutError(
+            f"read timed out for {where}: {exc}", method=request.method, url=request.url
+        ) from None
+    except SSLError as exc:
+        raise ConnectError(
+            f"TLS failure for {where}: {exc}", method=request.method, url=request.url
+        ) from None
+    except (ProtocolError, HTTPError, OSError) as exc:
+        raise TransportError(
+            f"connection failed for {where}: {exc}", method=request.method, url=request.url
+        ) from None
