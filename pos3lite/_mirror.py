@@ -274,7 +274,9 @@ class _Mirror:
         parts = [p for p in url.prefix.split("/") if p]
         return base.joinpath(*parts)
 
-    def _local_path(self, url: S3URL, local: str | os.PathLike[str] | None, p: Profile | None) -> Path:
+    def _local_path(
+        self, url: S3URL, local: str | os.PathLike[str] | None, p: Profile | None
+    ) -> Path:
         if local is not None:
             return Path(local).expanduser().resolve()
         return self.cache_path_for(url, p)
@@ -338,7 +340,9 @@ class _Mirror:
         if delete and not src and dst:
             # A source that lists nothing never empties the destination: an empty or
             # mistyped source is far more often a mistake than an intent (aws-cli#1564).
-            logger.warning("%s: the source is empty; not deleting anything at the destination", what)
+            logger.warning(
+                "%s: the source is empty; not deleting anything at the destination", what
+            )
             delete = False
         patterns = list(exclude) + [_anchored(k) for k in protected]
         plan = engine_diff.plan(
@@ -474,7 +478,9 @@ class _Mirror:
 
             def fill(f: Any) -> None:
                 got.append(
-                    client.get_object(url.bucket, url.key, f, on_bytes=progress.update).last_modified
+                    client.get_object(
+                        url.bucket, url.key, f, on_bytes=progress.update
+                    ).last_modified
                 )
 
             try:
@@ -508,8 +514,15 @@ class _Mirror:
         p = effective_profile(url.profile, profile, self.default_profile)
         local_path = self._local_path(url, local, p)
         reg = _Upload(
-            url.normalized(), url, local_path, interval, delete, sync_on_error,
-            tuple(exclude or ()), p, last_sync=time.monotonic(),
+            url.normalized(),
+            url,
+            local_path,
+            interval,
+            delete,
+            sync_on_error,
+            tuple(exclude or ()),
+            p,
+            last_sync=time.monotonic(),
         )
         regkey = (reg.url, p)
         with self._lock:
@@ -543,7 +556,9 @@ class _Mirror:
     ) -> None:
         for other in others:
             if other.profile == profile and _conflict(url, other.url):
-                raise ConfigError(f"Conflict: {new_kind} '{url}' overlaps with {old_kind} '{other.url}'")
+                raise ConfigError(
+                    f"Conflict: {new_kind} '{url}' overlaps with {old_kind} '{other.url}'"
+                )
 
     def _sync_upload(self, reg: _Upload) -> None:
         root = reg.local_path
@@ -691,9 +706,7 @@ class _Mirror:
         if not is_s3_url(remote):
             effective_profile(None, profile, self.default_profile)
             return Path(remote).expanduser().resolve()
-        local_path = self.download(
-            remote, local, delete_local, exclude, profile, missing_ok=True
-        )
+        local_path = self.download(remote, local, delete_local, exclude, profile, missing_ok=True)
         url = parse_s3_url(remote)
         p = effective_profile(url.profile, profile, self.default_profile)
         with self._lock:
@@ -753,13 +766,18 @@ class _Mirror:
             return TransferPlan(pairs, [])
         if not scan.found:
             raise RemoteNotFoundError(url.normalized())
-        local = walk(target) if target.is_dir() else None
-        dst = local.entries if local else []
+        local_walk = walk(target) if target.is_dir() else None
+        dst = local_walk.entries if local_walk else []
         if self.compare == "checksum":
             dst = self._with_md5(dst, target)
         plan = self._plan(
-            scan.entries, dst, exact_mtime=True, delete=delete, exclude=exclude or (),
-            protected=local.skipped if local else (), what=f"plan {url.normalized()}",
+            scan.entries,
+            dst,
+            exact_mtime=True,
+            delete=delete,
+            exclude=exclude or (),
+            protected=local_walk.skipped if local_walk else (),
+            what=f"plan {url.normalized()}",
         )
         copies = [
             (f"s3://{url.bucket}/{scan.key_prefix}{a.key}", str(target.joinpath(*a.key.split("/"))))
@@ -795,8 +813,13 @@ class _Mirror:
         if self.compare == "checksum":
             src = self._with_md5(src, root)
         plan = self._plan(
-            src, remote_scan.entries, exact_mtime=False, delete=delete, exclude=exclude or (),
-            protected=local_walk.skipped, what=f"plan {url.normalized()}",
+            src,
+            remote_scan.entries,
+            exact_mtime=False,
+            delete=delete,
+            exclude=exclude or (),
+            protected=local_walk.skipped,
+            what=f"plan {url.normalized()}",
         )
         copies = [
             (str(root.joinpath(*a.key.split("/"))), f"s3://{url.bucket}/{key_prefix}{a.key}")
@@ -804,7 +827,9 @@ class _Mirror:
             if not a.key.endswith("/")
         ]
         deletes = [
-            f"s3://{url.bucket}/{key_prefix}{a.key}" for a in plan.deletes if not a.key.endswith("/")
+            f"s3://{url.bucket}/{key_prefix}{a.key}"
+            for a in plan.deletes
+            if not a.key.endswith("/")
         ]
         return TransferPlan(copies, deletes)
 
@@ -817,7 +842,9 @@ def _ls_local(prefix: str, recursive: bool) -> list[str]:
     if not path.is_dir():
         return []
     if recursive:
-        return [str(display / e.key) + ("/" if e.key.endswith("/") else "") for e in walk(path).entries]
+        return [
+            str(display / e.key) + ("/" if e.key.endswith("/") else "") for e in walk(path).entries
+        ]
     out = []
     for child in sorted(path.iterdir(), key=lambda c: c.name.encode("utf-8", "surrogateescape")):
         out.append(str(display / child.name) + ("/" if child.is_dir() else ""))
@@ -881,11 +908,7 @@ def mirror(
         else None
     )
     default = resolve_profile(default_profile)
-    root = (
-        default_cache_root()
-        if cache_root is None
-        else Path(cache_root).expanduser().resolve()
-    )
+    root = default_cache_root() if cache_root is None else Path(cache_root).expanduser().resolve()
     global _GLOBAL
     with _GLOBAL_LOCK:
         if _GLOBAL is not None:

@@ -43,11 +43,10 @@ def _build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def common(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--profile", metavar="NAME", help="profile name (the URL's profile@ wins)")
         p.add_argument(
-            "--profile", metavar="NAME", help="profile name (the URL's profile@ wins)"
-        )
-        p.add_argument(
-            "--cache-root", metavar="DIR",
+            "--cache-root",
+            metavar="DIR",
             help="cache root (default $POS3LITE_CACHE_ROOT or ~/.cache/positronic/s3/)",
         )
         p.add_argument("-v", "--verbose", action="store_true", help="log INFO lines to stderr")
@@ -66,18 +65,24 @@ def _build_parser() -> argparse.ArgumentParser:
         p.add_argument("url")
         p.add_argument("--local", metavar="PATH", help="local folder (default: the cache path)")
         p.add_argument(
-            "--delete", action="store_true",
+            "--delete",
+            action="store_true",
             help="delete files missing from the source (off by default)",
         )
         p.add_argument(
-            "--exclude", metavar="PATTERN", action="append", default=[],
+            "--exclude",
+            metavar="PATTERN",
+            action="append",
+            default=[],
             help="glob excluded on both sides (repeatable)",
         )
         p.add_argument(
             "-n", "--dry-run", action="store_true", help="print the plan, change nothing"
         )
         p.add_argument(
-            "--compare", choices=("size_mtime", "size", "checksum"), default="size_mtime",
+            "--compare",
+            choices=("size_mtime", "size", "checksum"),
+            default="size_mtime",
             help="change detection (default size_mtime)",
         )
         p.add_argument("--workers", type=int, default=10, metavar="N", help="worker threads")
@@ -109,7 +114,9 @@ def _run(args: argparse.Namespace) -> int:
                 print(item)
         return 0
     if not is_s3_url(args.url):
-        print(f"pos3lite {args.command}: url must be an s3:// URL, got: {args.url}", file=sys.stderr)
+        print(
+            f"pos3lite {args.command}: url must be an s3:// URL, got: {args.url}", file=sys.stderr
+        )
         return 1
     show = not (args.dry_run or args.no_progress)
     opts = {"show_progress": show, "max_workers": args.workers}
@@ -142,8 +149,12 @@ def _run(args: argparse.Namespace) -> int:
             _print_plan("download", plan.to_copy, plan.to_delete if args.delete else [])
             return 0
         path = sync(
-            args.url, local=args.local, interval=None, delete_local=args.delete,
-            delete_remote=args.delete, **kw,
+            args.url,
+            local=args.local,
+            interval=None,
+            delete_local=args.delete,
+            delete_remote=args.delete,
+            **kw,
         )
     print(path)
     return 0

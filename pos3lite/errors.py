@@ -7,7 +7,7 @@
     │   ├── InvalidURLError                   not an s3:// URL, bad bucket name, unsafe key
     │   └── ProfileError                      unknown profile, invalid profile definition
     ├── UnsafeKeyError (also ValueError)      a key that would land outside its destination
-    ├── KeyConflictError                      a key that is a file on one side, a folder on the other
+    ├── KeyConflictError                      a file on one side, a folder on the other
     ├── MirrorStateError (also RuntimeError)  no active mirror / mirror already active
     ├── CredentialsError                      no credentials found, or a provider failed
     ├── TransportError                        the request never got an HTTP answer

@@ -39,11 +39,15 @@ class TqdmProgress:
     """A byte progress bar on stderr (tqdm, 1024-based units)."""
 
     def __init__(self, total: int, description: str) -> None:
-        from tqdm import tqdm
+        from tqdm import tqdm  # type: ignore[import-untyped]
 
         self._lock = threading.Lock()
         self._bar: Any = tqdm(
-            total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=description,
+            total=total,
+            unit="B",
+            unit_scale=True,
+            unit_divisor=1024,
+            desc=description,
             leave=False,
         )
 

@@ -156,7 +156,8 @@ def execute_download(
 
     failures = list(extra_failures)
     failures += [
-        KeyConflictError(key, "is both an object and a prefix with objects under it") for key in plan.conflicts
+        KeyConflictError(key, "is both an object and a prefix with objects under it")
+        for key in plan.conflicts
     ]
     failures += run_parallel(executor, copy, plan.copies, window=window)
     if failures:

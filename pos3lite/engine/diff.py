@@ -227,7 +227,7 @@ class _Cursor:
                 continue
             kb = sort_key(entry.key)
             prev = self._prev
-            if prev is not None and kb <= self.kb:
+            if prev is not None and kb <= self.kb:  # self.kb is still the previous key's
                 what = "repeats the key" if kb == self.kb else "is not sorted by UTF-8 bytes:"
                 raise ValueError(
                     f"{self._side} listing {what} {prev.key!r} then {entry.key!r} "
@@ -247,13 +247,15 @@ def _merge(
     d = _Cursor(dst, "dst")
     while True:
         se, de = s.entry, d.entry
-        if se is None and de is None:
-            return
-        if de is None or (se is not None and s.kb < d.kb):
-            assert se is not None
+        if se is None:
+            if de is None:
+                return
+            yield de.key, d.kb, None, de
+            d.advance()
+        elif de is None or s.kb < d.kb:
             yield se.key, s.kb, se, None
             s.advance()
-        elif se is None or d.kb < s.kb:
+        elif d.kb < s.kb:
             yield de.key, d.kb, None, de
             d.advance()
         else:

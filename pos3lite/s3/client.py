@@ -28,7 +28,7 @@ import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, Protocol, cast
 from urllib.parse import urlsplit
 
 from ..auth import sigv4
@@ -86,7 +86,9 @@ class S3Client:
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         if addressing_style not in ("auto", "path", "virtual"):
-            raise ValueError(f"addressing_style must be auto, path or virtual: {addressing_style!r}")
+            raise ValueError(
+                f"addressing_style must be auto, path or virtual: {addressing_style!r}"
+            )
         self._transport = transport
         self.region = region
         self._credentials = credentials
@@ -109,10 +111,7 @@ class S3Client:
         virtual = self._style == "virtual" or (
             self._style == "auto" and not self._custom and "." not in bucket
         )
-        if self._custom:
-            host = self._netloc
-        else:
-            host = f"s3.{self.region}.amazonaws.com"
+        host = self._netloc if self._custom else f"s3.{self.region}.amazonaws.com"
         if virtual:
             host = f"{bucket}.{host}"
             path = "/" + (key or "")
@@ -206,7 +205,12 @@ class S3Client:
         elif status == 403:
             cls = AccessDeniedError
         return cls(
-            code, message, status=status, request_id=request_id, bucket=bucket, key=key,
+            code,
+            message,
+            status=status,
+            request_id=request_id,
+            bucket=bucket,
+            key=key,
             region=region,
         )
 
@@ -317,7 +321,7 @@ class S3Client:
                 "content-md5": base64.b64encode(md5.digest()).decode("ascii"),
                 "content-type": content_type or "application/octet-stream",
             }
-            body: Body = _CountingReader(f, on_bytes) if on_bytes else f
+            body: Body = cast(BinaryIO, _CountingReader(f, on_bytes)) if on_bytes else f
             if size == 0:
                 body = b""
             resp = self.request(
@@ -337,8 +341,9 @@ class S3Client:
     ) -> str:
         """PutObject from bytes in memory (used for directory markers); returns the ETag."""
         headers = {
-            "content-md5": base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest())
-            .decode("ascii"),
+            "content-md5": base64.b64encode(
+                hashlib.md5(data, usedforsecurity=False).digest()
+            ).decode("ascii"),
             "content-type": content_type or "application/octet-stream",
         }
         with self.request("PUT", bucket, key, headers=headers, body=data) as resp:
@@ -356,8 +361,9 @@ class S3Client:
             batch = keys[start : start + 1000]
             body = s3xml.build_delete_objects(batch)
             headers = {
-                "content-md5": base64.b64encode(hashlib.md5(body, usedforsecurity=False).digest())
-                .decode("ascii"),
+                "content-md5": base64.b64encode(
+                    hashlib.md5(body, usedforsecurity=False).digest()
+                ).decode("ascii"),
                 "content-type": "application/xml",
             }
             with self.request(

@@ -103,7 +103,7 @@ def parse_iso8601(value: str) -> float:
     if not m:
         raise ValueError(f"not an ISO 8601 timestamp: {value!r}")
     y, mo, d, h, mi, s, frac, tz = m.groups()
-    seconds = calendar.timegm((int(y), int(mo), int(d), int(h), int(mi), int(s), 0, 0, 0))
+    seconds: float = calendar.timegm((int(y), int(mo), int(d), int(h), int(mi), int(s), 0, 0, 0))
     if frac:
         seconds += float("0." + frac)
     if tz and tz != "Z":

