@@ -30,8 +30,9 @@ Rules:
 Memory: the pass keeps a stack of keys whose decision waits for the keys that follow. A file
 key ``K`` waits until the merge passes ``K + "/"`` and its subtree (keys between them, such as
 ``K.txt``, sort in the window because ``.`` and ``-`` sort before ``/``); a directory key
-waits until the merge leaves its subtree. The stack is as deep as the path nesting, not as
-long as the listing; the returned :class:`Plan` holds only the actions.
+waits until the merge leaves its subtree. Those windows nest, so the stack is bounded by
+the length of one key (in practice, the path depth), not by the length of the listing; the
+returned :class:`Plan` holds only the actions.
 """
 
 from __future__ import annotations
