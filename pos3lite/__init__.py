@@ -9,23 +9,14 @@ dependencies urllib3 and tqdm only (imported on first use, never here)::
         data = pos3.download("s3://bucket/data")     # a local pathlib.Path, read at disk speed
         out = pos3.upload("s3://bucket/results")      # mirrored back in the background + on exit
 
-Everything public is re-exported here; importing this module reads no files and opens no
-sockets.
+Everything public is reachable from here; importing this module reads no files, opens no
+sockets and loads the mirror machinery only on first use of a public name.
 """
 
 from __future__ import annotations
 
-from ._mirror import (
-    TransferPlan,
-    download,
-    ls,
-    mirror,
-    plan_download,
-    plan_upload,
-    sync,
-    upload,
-    with_mirror,
-)
+from typing import TYPE_CHECKING, Any
+
 from .errors import (
     AccessDeniedError,
     ConfigError,
@@ -42,7 +33,52 @@ from .errors import (
     TransportError,
     UnsafeKeyError,
 )
-from .profiles import Profile, register_profile
+
+if TYPE_CHECKING:
+    from ._mirror import (
+        TransferPlan,
+        download,
+        ls,
+        mirror,
+        plan_download,
+        plan_upload,
+        sync,
+        upload,
+        with_mirror,
+    )
+    from .profiles import Profile, register_profile
+
+# The mirror machinery (threads, pathlib, logging, the engine) loads on first attribute
+# access (PEP 562), so `import pos3lite` stays a few milliseconds; see benchmarks/.
+_LAZY = {
+    "TransferPlan": "._mirror",
+    "download": "._mirror",
+    "ls": "._mirror",
+    "mirror": "._mirror",
+    "plan_download": "._mirror",
+    "plan_upload": "._mirror",
+    "sync": "._mirror",
+    "upload": "._mirror",
+    "with_mirror": "._mirror",
+    "Profile": ".profiles",
+    "register_profile": ".profiles",
+}
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pos3lite' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __version__ = "0.1.0"
 

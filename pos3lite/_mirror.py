@@ -427,7 +427,7 @@ class _Mirror:
                 f"local path {str(target)!r} is a file, but {url.normalized()} is a prefix "
                 "(a folder is expected)"
             )
-        local = walk(target)
+        local = walk(target, follow_dir_links=False)
         dst = local.entries
         if self.compare == "checksum":
             dst = self._with_md5(dst, target)
@@ -735,6 +735,8 @@ class _Mirror:
             if name == key:
                 continue
             out.append(f"s3://{url.bucket}/{name}")
+        # S3 lists in UTF-8 byte order; compatible stores (SeaweedFS) may not.
+        out.sort(key=engine_diff.sort_key)
         return out
 
     def plan_download(
@@ -766,7 +768,7 @@ class _Mirror:
             return TransferPlan(pairs, [])
         if not scan.found:
             raise RemoteNotFoundError(url.normalized())
-        local_walk = walk(target) if target.is_dir() else None
+        local_walk = walk(target, follow_dir_links=False) if target.is_dir() else None
         dst = local_walk.entries if local_walk else []
         if self.compare == "checksum":
             dst = self._with_md5(dst, target)

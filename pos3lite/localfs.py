@@ -9,6 +9,9 @@ Rules:
   a link to a folder is walked; a link that loops back to a folder on the current path, or a
   broken link, is skipped with a warning and reported in ``Walk.skipped`` so the caller
   protects its key (a skipped file never causes a remote delete).
+* When the tree is a download destination (``follow_dir_links=False``), links to folders are
+  not entered but reported in ``Walk.skipped``: writing or deleting through them would touch
+  files outside the destination.
 * pos3lite's own temporary files (``.<name>.<random>.pos3lite-tmp``) are never listed, so
   they are never uploaded nor treated as extra files.
 * :func:`safe_join` refuses keys that would land outside the destination root.
@@ -49,12 +52,14 @@ class Walk:
     skipped: list[str] = field(default_factory=list)
 
 
-def walk(root: Path) -> Walk:
+def walk(root: Path, *, follow_dir_links: bool = True) -> Walk:
     """List the tree under ``root`` as Entries (see the module rules).
 
     Args:
         root: the folder to list. A missing folder gives an empty Walk; the caller decides
             whether that is an error.
+        follow_dir_links: walk into symlinked folders (uploads); ``False`` reports them in
+            ``skipped`` instead (download destinations).
 
     Raises:
         NotADirectoryError: ``root`` exists but is not a folder.
@@ -65,12 +70,14 @@ def walk(root: Path) -> Walk:
     if not root.is_dir():
         raise NotADirectoryError(f"not a folder: {str(root)!r}")
     root_st = root.stat()
-    _walk_dir(str(root), "", {(root_st.st_dev, root_st.st_ino)}, result)
+    _walk_dir(str(root), "", {(root_st.st_dev, root_st.st_ino)}, result, follow_dir_links)
     result.entries.sort(key=lambda e: e.key.encode("utf-8", "surrogateescape"))
     return result
 
 
-def _walk_dir(path: str, rel: str, ancestors: set[tuple[int, int]], out: Walk) -> bool:
+def _walk_dir(
+    path: str, rel: str, ancestors: set[tuple[int, int]], out: Walk, follow: bool
+) -> bool:
     """Walk one folder; returns True if it yielded anything (so the folder is not empty)."""
     any_child = False
     try:
@@ -92,6 +99,13 @@ def _walk_dir(path: str, rel: str, ancestors: set[tuple[int, int]], out: Walk) -
             any_child = True
             continue
         if stat.S_ISDIR(st.st_mode):
+            if not follow and de.is_symlink():
+                logger.warning(
+                    "not entering symlinked folder %r in a download destination", de.path
+                )
+                out.skipped.append(key + "/")
+                any_child = True
+                continue
             ident = (st.st_dev, st.st_ino)
             if ident in ancestors:
                 logger.warning("skipping symlink loop at %r", de.path)
@@ -99,7 +113,7 @@ def _walk_dir(path: str, rel: str, ancestors: set[tuple[int, int]], out: Walk) -
                 any_child = True
                 continue
             ancestors.add(ident)
-            if not _walk_dir(de.path, key + "/", ancestors, out):
+            if not _walk_dir(de.path, key + "/", ancestors, out, follow):
                 out.entries.append(Entry(key + "/", 0, st.st_mtime))
             ancestors.discard(ident)
             any_child = True
@@ -139,7 +153,11 @@ def write_atomic(
     Parent folders are created as needed.
     """
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{secrets.token_hex(6)}{TEMP_SUFFIX}")
+    # Keep the temporary name within NAME_MAX (255 bytes) even for a long target name.
+    stem = target.name
+    while len(os.fsencode(stem)) > 200:
+        stem = stem[:-1]
+    tmp = target.with_name(f".{stem}.{secrets.token_hex(6)}{TEMP_SUFFIX}")
     try:
         with open(tmp, "xb") as f:
             fill(f)
