@@ -16,6 +16,7 @@
     ├── S3Error                               the server answered with an S3 error
     │   ├── NotFoundError                     404: NoSuchKey, NoSuchBucket, ...
     │   └── AccessDeniedError                 403: AccessDenied, SignatureDoesNotMatch, ...
+    ├── ChecksumMismatchError                 downloaded bytes do not match the object's checksum
     ├── RemoteNotFoundError (also FileNotFoundError)
     │                                         a download URL matched no object and no prefix
     └── TransferError                         one or more copy/delete workers failed
@@ -32,6 +33,7 @@ from collections.abc import Sequence
 
 __all__ = [
     "AccessDeniedError",
+    "ChecksumMismatchError",
     "ConfigError",
     "ConnectError",
     "CredentialsError",
@@ -135,6 +137,7 @@ class S3Error(Pos3liteError):
         bucket: str | None = None,
         key: str | None = None,
         region: str | None = None,
+        server_time: float | None = None,
     ) -> None:
         where = f"s3://{bucket}/{key}" if bucket and key else f"s3://{bucket}" if bucket else ""
         text = f"{code} (HTTP {status})"
@@ -152,6 +155,7 @@ class S3Error(Pos3liteError):
         self.bucket = bucket
         self.key = key
         self.region = region
+        self.server_time = server_time
 
 
 class NotFoundError(S3Error):
@@ -160,6 +164,20 @@ class NotFoundError(S3Error):
 
 class AccessDeniedError(S3Error):
     """HTTP 403: access denied, or the request signature was rejected."""
+
+
+class ChecksumMismatchError(Pos3liteError):
+    """The bytes received do not match the checksum the server gave for them.
+
+    ``url`` names the object; ``expected`` and ``actual`` are hex digests. Retried, then
+    raised; the file is never left at its final path.
+    """
+
+    def __init__(self, url: str, expected: str, actual: str) -> None:
+        super().__init__(f"checksum mismatch for {url}: expected {expected}, got {actual}")
+        self.url = url
+        self.expected = expected
+        self.actual = actual
 
 
 class RemoteNotFoundError(Pos3liteError, FileNotFoundError):

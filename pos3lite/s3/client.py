@@ -14,6 +14,14 @@ Rules:
   Uploads also carry ``Content-MD5`` so the server verifies the bytes it stored.
 * Every non-2xx answer becomes an :class:`~pos3lite.errors.S3Error` (``NotFoundError`` for
   404, ``AccessDeniedError`` for 403) carrying code, message, request id, bucket, key, status.
+* This is the one layer that retries (see :mod:`pos3lite.s3.retry`): every attempt is signed
+  again and its body rewound (streams seek back, progress callbacks get a negative count).
+* Clock skew: on ``RequestTimeTooSkewed`` or an expired signature the offset to the
+  response's ``Date`` header is applied to the signing clock and the request retried once.
+* Region: a bucket's region learnt from ``x-amz-bucket-region``, a 301, or the ``<Region>`` of
+  ``AuthorizationHeaderMalformed`` is cached per bucket and the request is signed again.
+* Downloads of objects whose ETag is a plain MD5 (single-part, not SSE-KMS/SSE-C) are
+  verified against it while they stream; a mismatch is retried, then raised.
 
 Spec: Amazon S3 API Reference ("ListObjectsV2", "HeadObject", "GetObject", "PutObject",
 "DeleteObjects", "HeadBucket", "CreateBucket", "Error responses"), and "Virtual hosting of
@@ -23,19 +31,31 @@ buckets" in the S3 User Guide.
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
+import logging
 import os
+import random
+import threading
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import BinaryIO, Protocol, cast
+from datetime import UTC, datetime, timedelta
+from typing import BinaryIO, Protocol, TypeVar, cast
 from urllib.parse import urlsplit
 
 from ..auth import sigv4
 from ..auth.sigv4 import Credentials
-from ..errors import AccessDeniedError, NotFoundError, S3Error
+from ..errors import (
+    AccessDeniedError,
+    ChecksumMismatchError,
+    NotFoundError,
+    S3Error,
+    TransportError,
+)
 from ..transport.base import Body, Request, Response, Transport
 from . import xml as s3xml
+from .retry import Retry
 from .xml import ObjectInfo
 
 __all__ = ["CredentialSource", "ObjectInfo", "S3Client"]
@@ -44,6 +64,13 @@ __all__ = ["CredentialSource", "ObjectInfo", "S3Client"]
 ByteCallback = Callable[[int], None]
 
 _HASH_BLOCK = 1024 * 1024
+T = TypeVar("T")
+logger = logging.getLogger(__name__)
+
+#: Codes meaning "your clock is off": retried once with the server's Date as the clock.
+SKEW_CODES = frozenset(
+    {"RequestTimeTooSkewed", "RequestExpired", "InvalidSignatureException", "SignatureExpired"}
+)
 
 
 class CredentialSource(Protocol):
@@ -56,11 +83,13 @@ class CredentialSource(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class GetResult:
-    """What a GetObject delivered: bytes written, ETag (no quotes), LastModified (epoch s)."""
+    """What a GetObject delivered: bytes written, ETag (no quotes), LastModified (epoch s),
+    and the hex MD5 of the bytes received."""
 
     size: int
     etag: str
     last_modified: float
+    md5: str = ""
 
 
 class S3Client:
@@ -73,6 +102,8 @@ class S3Client:
         credentials: a credential source, or ``None`` for anonymous (unsigned) requests.
         addressing_style: ``"auto"``, ``"path"`` or ``"virtual"``.
         clock: returns the current time as an aware UTC datetime (injected for tests).
+        retry: the retry policy (attempts, backoff); default 5 attempts.
+        sleep, rand: injected ``time.sleep`` and ``random.random`` (tests).
     """
 
     def __init__(
@@ -84,6 +115,9 @@ class S3Client:
         credentials: CredentialSource | None = None,
         addressing_style: str = "auto",
         clock: Callable[[], datetime] | None = None,
+        retry: Retry | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        rand: Callable[[], float] = random.random,
     ) -> None:
         if addressing_style not in ("auto", "path", "virtual"):
             raise ValueError(
@@ -104,6 +138,73 @@ class S3Client:
             self._scheme, self._netloc, self._base_path = "https", "", ""
             self._custom = False
         self._style = addressing_style
+        self.retry = retry or Retry()
+        self._sleep = sleep
+        self._rand = rand
+        self._clock_offset = 0.0  # seconds added to the clock (learnt from a skew error)
+        self._bucket_regions: dict[str, str] = {}
+        self._lock = threading.Lock()
+
+    def region_for(self, bucket: str) -> str:
+        """The signing region for ``bucket``: learnt from the server, else the client's."""
+        return self._bucket_regions.get(bucket, self.region)
+
+    def _now(self) -> datetime:
+        now = self._clock()
+        return now + timedelta(seconds=self._clock_offset) if self._clock_offset else now
+
+    def _attempts(self, fn: Callable[[], T], rewind: Callable[[], None] | None = None) -> T:
+        """Run ``fn`` under the retry policy; ``rewind`` runs before every new attempt."""
+        retry = self.retry
+        fixed_skew = fixed_region = False
+        while True:
+            try:
+                return fn()
+            except S3Error as exc:
+                if not fixed_skew and exc.code in SKEW_CODES and exc.server_time is not None:
+                    fixed_skew = True
+                    with self._lock:
+                        self._clock_offset = exc.server_time - self._clock().timestamp()
+                    logger.warning(
+                        "clock skew of %.0f s against the server; signing with its clock",
+                        self._clock_offset,
+                    )
+                    if rewind is not None:
+                        rewind()
+                    continue
+                if (
+                    not fixed_region
+                    and exc.bucket
+                    and exc.region
+                    and exc.status in (301, 307, 400)
+                    and exc.region != self.region_for(exc.bucket)
+                ):
+                    fixed_region = True
+                    with self._lock:
+                        self._bucket_regions[exc.bucket] = exc.region
+                    logger.info("bucket %s is in region %s", exc.bucket, exc.region)
+                    if rewind is not None:
+                        rewind()
+                    continue
+                if not retry.can_retry(exc):
+                    raise
+                error: BaseException = exc
+            except (TransportError, ChecksumMismatchError) as exc:
+                if not retry.can_retry(exc):
+                    raise
+                error = exc
+            delay = retry.backoff(self._rand())
+            logger.info(
+                "attempt %d of %d failed (%s); retrying in %.2f s",
+                retry.attempt,
+                retry.max_attempts,
+                error,
+                delay,
+            )
+            self._sleep(delay)
+            retry = retry.increment()
+            if rewind is not None:
+                rewind()
 
     # ------------------------------------------------------------------ requests
 
@@ -111,7 +212,7 @@ class S3Client:
         virtual = self._style == "virtual" or (
             self._style == "auto" and not self._custom and "." not in bucket
         )
-        host = self._netloc if self._custom else f"s3.{self.region}.amazonaws.com"
+        host = self._netloc if self._custom else f"s3.{self.region_for(bucket)}.amazonaws.com"
         if virtual:
             host = f"{bucket}.{host}"
             path = "/" + (key or "")
@@ -127,10 +228,29 @@ class S3Client:
         *,
         query: Sequence[tuple[str, str]] = (),
         headers: Mapping[str, str] | None = None,
+        body: bytes | None = None,
+    ) -> Response:
+        """Send a request with an in-memory body under the retry policy (see :meth:`send`).
+
+        Only the response head is covered by retries; a caller that streams the body and
+        wants retries there too wraps its whole operation in ``_attempts``.
+        """
+        return self._attempts(
+            lambda: self.send(method, bucket, key, query=query, headers=headers, body=body)
+        )
+
+    def send(
+        self,
+        method: str,
+        bucket: str,
+        key: str | None = None,
+        *,
+        query: Sequence[tuple[str, str]] = (),
+        headers: Mapping[str, str] | None = None,
         body: Body = None,
         payload_hash: str | None = None,
     ) -> Response:
-        """Sign and send one request; return the response on 2xx (body unread).
+        """Sign and send one request, one attempt; return the response on 2xx (body unread).
 
         ``key`` is the decoded object key (``None`` for bucket operations). For a streamed
         ``body`` pass ``content-length`` in ``headers`` and, over HTTP, its ``payload_hash``.
@@ -163,9 +283,9 @@ class S3Client:
                 headers=hdrs,
                 payload_hash=payload_hash,
                 credentials=self._credentials.resolve(),
-                region=self.region,
+                region=self.region_for(bucket),
                 service="s3",
-                now=self._clock(),
+                now=self._now(),
             )
         url = f"{self._scheme}://{host}{path}"
         if query:
@@ -184,6 +304,13 @@ class S3Client:
         status = response.status
         request_id = response.headers.get("x-amz-request-id")
         region = response.headers.get("x-amz-bucket-region")
+        date = response.headers.get("date")
+        server_time: float | None = None
+        if date:
+            try:
+                server_time = s3xml.parse_http_date(date)
+            except ValueError:
+                server_time = None
         if info is not None:
             code, message = info.code, info.message
             request_id = info.request_id or request_id
@@ -212,6 +339,7 @@ class S3Client:
             bucket=bucket,
             key=key,
             region=region,
+            server_time=server_time,
         )
 
     # ------------------------------------------------------------------ operations
@@ -236,8 +364,7 @@ class S3Client:
                 query.append(("delimiter", delimiter))
             if token:
                 query.append(("continuation-token", token))
-            with self.request("GET", bucket, None, query=query) as resp:
-                page = s3xml.parse_list_objects_v2(resp.read())
+            page = self._attempts(functools.partial(self._list_page, bucket, query))
             if delimiter:
                 merged: list[tuple[str, ObjectInfo | str]] = [(o.key, o) for o in page.objects]
                 merged += [(p, p) for p in page.common_prefixes]
@@ -249,6 +376,10 @@ class S3Client:
             token = page.next_token
             if token is None:
                 return
+
+    def _list_page(self, bucket: str, query: list[tuple[str, str]]) -> s3xml.ListPage:
+        with self.send("GET", bucket, None, query=query) as resp:
+            return s3xml.parse_list_objects_v2(resp.read())
 
     def head_object(self, bucket: str, key: str) -> ObjectInfo:
         """HeadObject: size, ETag and LastModified of one object.
@@ -266,30 +397,70 @@ class S3Client:
         *,
         if_match: str | None = None,
         on_bytes: ByteCallback | None = None,
+        byte_range: tuple[int, int] | None = None,
+        part_number: int | None = None,
     ) -> GetResult:
-        """GetObject streamed into the binary file ``out``; returns what was written.
+        """GetObject streamed into the binary file ``out`` from its current position.
 
-        ``if_match`` (an ETag) makes S3 answer 412 PreconditionFailed if the object changed.
-        Raises S3Error, or TransportError if the body is cut short (the byte count is
-        checked against Content-Length).
+        Args:
+            if_match: an ETag; S3 answers 412 PreconditionFailed if the object changed, so a
+                download is never stitched from two versions.
+            on_bytes: progress callback; gets a negative count when an attempt rewinds.
+            byte_range: ``(first, last)`` byte offsets, inclusive (HTTP Range, RFC 9110).
+            part_number: fetch one part of a multipart object (``?partNumber=N``).
+
+        Returns:
+            GetResult with the bytes written, the ETag, LastModified and the MD5 (hex) of the
+            bytes received. A whole single-part object is verified against its ETag while it
+            streams (skipped for SSE-KMS/SSE-C, whose ETags are not MD5s).
+
+        Raises:
+            S3Error: e.g. NotFoundError, or PreconditionFailed (412) for ``if_match``.
+            TransportError: no answer, or the body was cut short (checked against
+                Content-Length), after the retries.
+            ChecksumMismatchError: the bytes do not match the ETag, after the retries.
         """
-        headers = {"if-match": f'"{if_match}"'} if if_match else None
-        with self.request("GET", bucket, key, headers=headers) as resp:
-            expected = int(resp.headers.get("content-length", "-1"))
-            written = 0
-            for chunk in resp.iter_bytes():
-                out.write(chunk)
-                written += len(chunk)
-                if on_bytes is not None:
-                    on_bytes(len(chunk))
-            if expected >= 0 and written != expected:
-                from ..errors import TransportError
+        headers: dict[str, str] = {}
+        if if_match:
+            headers["if-match"] = f'"{if_match}"'
+        if byte_range is not None:
+            headers["range"] = f"bytes={byte_range[0]}-{byte_range[1]}"
+        query = [("partNumber", str(part_number))] if part_number is not None else []
+        whole = byte_range is None and part_number is None
+        start = out.tell()
+        reported = [0]
 
-                raise TransportError(
-                    f"body of s3://{bucket}/{key} cut short: {written} of {expected} bytes"
-                )
-            info = _object_info(key, resp, size=written)
-        return GetResult(written, info.etag, info.last_modified)
+        def rewind() -> None:
+            out.seek(start)
+            if whole:
+                out.truncate()
+            if on_bytes is not None and reported[0]:
+                on_bytes(-reported[0])
+            reported[0] = 0
+
+        def once() -> GetResult:
+            with self.send("GET", bucket, key, query=query, headers=headers) as resp:
+                expected = int(resp.headers.get("content-length", "-1"))
+                md5 = hashlib.md5(usedforsecurity=False)
+                written = 0
+                for chunk in resp.iter_bytes():
+                    out.write(chunk)
+                    md5.update(chunk)
+                    written += len(chunk)
+                    if on_bytes is not None:
+                        on_bytes(len(chunk))
+                        reported[0] += len(chunk)
+                if expected >= 0 and written != expected:
+                    raise TransportError(
+                        f"body of s3://{bucket}/{key} cut short: {written} of {expected} bytes"
+                    )
+                info = _object_info(key, resp, size=written)
+                digest = md5.hexdigest()
+                if whole and _md5_etag(info.etag, resp) and digest != info.etag.lower():
+                    raise ChecksumMismatchError(f"s3://{bucket}/{key}", info.etag, digest)
+            return GetResult(written, info.etag, info.last_modified, digest)
+
+        return self._attempts(once, rewind)
 
     def put_object_from_file(
         self,
@@ -304,37 +475,39 @@ class S3Client:
 
         The file is read once to compute Content-MD5 (and the SHA-256 payload hash over
         plain HTTP), then streamed; the server rejects the upload if the bytes it received
-        do not match (BadDigest). Raises S3Error, TransportError or OSError.
+        do not match (BadDigest), and that is retried. Raises S3Error, TransportError or
+        OSError.
         """
-        with open(path, "rb") as f:
-            md5 = hashlib.md5(usedforsecurity=False)
-            sha = hashlib.sha256() if self._scheme == "http" else None
-            size = 0
-            while block := f.read(_HASH_BLOCK):
-                md5.update(block)
-                if sha is not None:
-                    sha.update(block)
-                size += len(block)
-            f.seek(0)
-            headers = {
-                "content-length": str(size),
-                "content-md5": base64.b64encode(md5.digest()).decode("ascii"),
-                "content-type": content_type or "application/octet-stream",
-            }
-            body: Body = cast(BinaryIO, _CountingReader(f, on_bytes)) if on_bytes else f
-            if size == 0:
-                body = b""
-            resp = self.request(
-                "PUT",
-                bucket,
-                key,
-                headers=headers,
-                body=body,
-                payload_hash=sha.hexdigest() if sha is not None else None,
-            )
-        with resp:
-            resp.read()
-            return resp.headers.get("etag", "").strip('"')
+        size = os.stat(path).st_size
+        with _FileSlice(path, 0, size, on_bytes) as body:
+            return self._put_slice("PUT", bucket, key, [], body, content_type)
+
+    def _put_slice(
+        self,
+        method: str,
+        bucket: str,
+        key: str,
+        query: list[tuple[str, str]],
+        body: _FileSlice,
+        content_type: str | None,
+    ) -> str:
+        md5, sha = body.digests(sha256=self._scheme == "http")
+        headers = {
+            "content-length": str(body.length),
+            "content-md5": base64.b64encode(md5).decode("ascii"),
+        }
+        if content_type is not None or not query:
+            headers["content-type"] = content_type or "application/octet-stream"
+
+        def once() -> str:
+            stream: Body = b"" if body.length == 0 else cast(BinaryIO, body)
+            with self.send(
+                method, bucket, key, query=query, headers=headers, body=stream, payload_hash=sha
+            ) as resp:
+                resp.read()
+                return resp.headers.get("etag", "").strip('"')
+
+        return self._attempts(once, body.rewind)
 
     def put_object(
         self, bucket: str, key: str, data: bytes, *, content_type: str | None = None
@@ -349,6 +522,78 @@ class S3Client:
         with self.request("PUT", bucket, key, headers=headers, body=data) as resp:
             resp.read()
             return resp.headers.get("etag", "").strip('"')
+
+    # ------------------------------------------------------------------ multipart upload
+
+    def create_multipart_upload(
+        self, bucket: str, key: str, *, content_type: str | None = None
+    ) -> str:
+        """CreateMultipartUpload; returns the UploadId. Raises S3Error/TransportError."""
+        headers = {"content-type": content_type or "application/octet-stream"}
+        with self.request("POST", bucket, key, query=[("uploads", "")], headers=headers) as resp:
+            return s3xml.parse_initiate_multipart(resp.read())
+
+    def upload_part(
+        self,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        part_number: int,
+        path: str | os.PathLike[str],
+        offset: int,
+        length: int,
+        *,
+        on_bytes: ByteCallback | None = None,
+    ) -> str:
+        """UploadPart: send ``length`` bytes of ``path`` from ``offset`` as part
+        ``part_number`` (1..10000), streamed (never the whole part in memory) with
+        Content-MD5. Returns the part's ETag (no quotes)."""
+        query = [("partNumber", str(part_number)), ("uploadId", upload_id)]
+        with _FileSlice(path, offset, length, on_bytes) as body:
+            return self._put_slice("PUT", bucket, key, query, body, None)
+
+    def complete_multipart_upload(
+        self, bucket: str, key: str, upload_id: str, parts: Sequence[tuple[int, str]]
+    ) -> str:
+        """CompleteMultipartUpload with ``(part_number, etag)`` pairs; returns the ETag.
+
+        S3 may answer 200 with an ``<Error>`` body; that is raised as S3Error (and retried
+        when transient).
+        """
+        body = s3xml.build_complete_multipart(parts)
+        query = [("uploadId", upload_id)]
+
+        def once() -> str:
+            with self.send(
+                "POST",
+                bucket,
+                key,
+                query=query,
+                body=body,
+                headers={"content-type": "application/xml"},
+            ) as resp:
+                data = resp.read()
+            err = s3xml.parse_error(data)
+            if err is not None:
+                raise S3Error(
+                    err.code,
+                    err.message,
+                    status=200,
+                    request_id=err.request_id,
+                    bucket=bucket,
+                    key=key,
+                )
+            return s3xml.parse_complete_multipart(data)
+
+        return self._attempts(once)
+
+    def abort_multipart_upload(self, bucket: str, key: str, upload_id: str) -> None:
+        """AbortMultipartUpload; a missing upload (NoSuchUpload) counts as aborted."""
+        try:
+            with self.request("DELETE", bucket, key, query=[("uploadId", upload_id)]) as resp:
+                resp.read()
+        except NotFoundError:
+            pass
 
     def delete_objects(self, bucket: str, keys: Sequence[str]) -> list[S3Error]:
         """Delete ``keys`` with DeleteObjects in batches of 1000 (the S3 limit).
@@ -366,14 +611,19 @@ class S3Client:
                 ).decode("ascii"),
                 "content-type": "application/xml",
             }
-            with self.request(
-                "POST", bucket, None, query=[("delete", "")], headers=headers, body=body
-            ) as resp:
-                result = s3xml.parse_delete_result(resp.read())
+            result = self._attempts(functools.partial(self._delete_batch, bucket, body, headers))
             for key, code, message in result.errors:
                 cls = AccessDeniedError if code == "AccessDenied" else S3Error
                 failures.append(cls(code, message, status=200, bucket=bucket, key=key))
         return failures
+
+    def _delete_batch(
+        self, bucket: str, body: bytes, headers: dict[str, str]
+    ) -> s3xml.DeleteResult:
+        with self.send(
+            "POST", bucket, None, query=[("delete", "")], headers=headers, body=body
+        ) as resp:
+            return s3xml.parse_delete_result(resp.read())
 
     def head_bucket(self, bucket: str) -> None:
         """HeadBucket: returns if the bucket exists and is reachable; raises S3Error if not."""
@@ -407,21 +657,79 @@ def _object_info(key: str, resp: Response, *, size: int | None = None) -> Object
     )
 
 
-class _CountingReader:
-    """Wraps a binary file so each read reports its byte count to a callback."""
+def _md5_etag(etag: str, resp: Response) -> bool:
+    """True if ``etag`` is the MD5 of the object's bytes: 32 hex digits (single-part) and
+    no SSE-KMS or SSE-C, whose ETags are not MD5s ("Checking object integrity", S3 guide)."""
+    if len(etag) != 32 or any(c not in "0123456789abcdefABCDEF" for c in etag):
+        return False
+    sse = resp.headers.get("x-amz-server-side-encryption", "")
+    return not sse.startswith("aws:kms") and (
+        "x-amz-server-side-encryption-customer-algorithm" not in resp.headers
+    )
 
-    def __init__(self, f: BinaryIO, on_bytes: ByteCallback) -> None:
-        self._f = f
+
+class _FileSlice:
+    """A read-only window ``[offset, offset + length)`` of a file, used as a request body.
+
+    Reports bytes read to ``on_bytes``; :meth:`rewind` seeks back to the start and reports
+    the negative count, so a retried attempt never double-counts progress.
+    """
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        offset: int,
+        length: int,
+        on_bytes: ByteCallback | None,
+    ) -> None:
+        self._f = open(path, "rb")  # noqa: SIM115 - closed by close()/__exit__
+        self._offset = offset
+        self.length = length
         self._on_bytes = on_bytes
+        self._pos = 0
+        self._reported = 0
+        self._f.seek(offset)
+
+    def digests(self, *, sha256: bool) -> tuple[bytes, str | None]:
+        """MD5 digest and (optionally) SHA-256 hex of the slice; leaves it rewound."""
+        md5 = hashlib.md5(usedforsecurity=False)
+        sha = hashlib.sha256() if sha256 else None
+        self._f.seek(self._offset)
+        left = self.length
+        while left > 0:
+            block = self._f.read(min(_HASH_BLOCK, left))
+            if not block:
+                raise OSError(f"file shrank while reading it: {self._f.name!r}")
+            md5.update(block)
+            if sha is not None:
+                sha.update(block)
+            left -= len(block)
+        self._f.seek(self._offset)
+        return md5.digest(), sha.hexdigest() if sha is not None else None
 
     def read(self, n: int = -1) -> bytes:
-        data = self._f.read(n)
-        if data:
+        left = self.length - self._pos
+        if left <= 0:
+            return b""
+        data = self._f.read(left if n is None or n < 0 else min(n, left))
+        self._pos += len(data)
+        if data and self._on_bytes is not None:
             self._on_bytes(len(data))
+            self._reported += len(data)
         return data
 
-    def seek(self, offset: int, whence: int = 0) -> int:
-        return self._f.seek(offset, whence)
+    def rewind(self) -> None:
+        self._f.seek(self._offset)
+        self._pos = 0
+        if self._on_bytes is not None and self._reported:
+            self._on_bytes(-self._reported)
+        self._reported = 0
 
-    def tell(self) -> int:
-        return self._f.tell()
+    def close(self) -> None:
+        self._f.close()
+
+    def __enter__(self) -> _FileSlice:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()

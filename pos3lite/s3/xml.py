@@ -21,10 +21,13 @@ __all__ = [
     "ErrorInfo",
     "ListPage",
     "ObjectInfo",
+    "build_complete_multipart",
     "build_delete_objects",
+    "parse_complete_multipart",
     "parse_delete_result",
     "parse_error",
     "parse_http_date",
+    "parse_initiate_multipart",
     "parse_iso8601",
     "parse_list_objects_v2",
 ]
@@ -202,3 +205,43 @@ def parse_delete_result(body: bytes) -> DeleteResult:
         (_text(e, "Key"), _text(e, "Code"), _text(e, "Message")) for e in root.findall("Error")
     )
     return DeleteResult(deleted, errors)
+
+
+def parse_initiate_multipart(body: bytes) -> str:
+    """The UploadId of a CreateMultipartUpload result. Raises ValueError if absent."""
+    root = _parse(body)
+    upload_id = _text(root, "UploadId")
+    if root.tag != "InitiateMultipartUploadResult" or not upload_id:
+        raise ValueError(
+            f"expected InitiateMultipartUploadResult with an UploadId, got <{root.tag}>"
+        )
+    return upload_id
+
+
+def build_complete_multipart(parts: Sequence[tuple[int, str]]) -> bytes:
+    """The CompleteMultipartUpload body for ``(part_number, etag)`` pairs in part order.
+
+    Raises ValueError for no parts, more than 10,000, or part numbers not strictly rising.
+    """
+    if not parts or len(parts) > 10_000:
+        raise ValueError(f"a multipart upload has 1..10000 parts, got {len(parts)}")
+    numbers = [n for n, _ in parts]
+    if numbers != sorted(set(numbers)) or numbers[0] < 1:
+        raise ValueError("part numbers must rise strictly from 1")
+    items = "".join(
+        f"<Part><PartNumber>{n}</PartNumber><ETag>&quot;{escape(e.strip(chr(34)))}&quot;</ETag></Part>"
+        for n, e in parts
+    )
+    return (
+        '<?xml version="1.0" encoding="UTF-8"?>'
+        f'<CompleteMultipartUpload xmlns="http://s3.amazonaws.com/doc/2006-03-01/">{items}'
+        "</CompleteMultipartUpload>"
+    ).encode()
+
+
+def parse_complete_multipart(body: bytes) -> str:
+    """The ETag (no quotes) of a CompleteMultipartUpload result. Raises ValueError."""
+    root = _parse(body)
+    if root.tag != "CompleteMultipartUploadResult":
+        raise ValueError(f"expected CompleteMultipartUploadResult, got <{root.tag}>")
+    return _text(root, "ETag").strip('"')
