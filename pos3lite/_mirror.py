@@ -56,10 +56,17 @@ from .errors import (
     TransferError,
     UnsafeKeyError,
 )
-from .localfs import file_md5, walk, write_atomic
+from .localfs import file_md5, walk
 from .profiles import Profile, effective_profile, resolve_profile
 from .progress import make_progress
-from .transfer import ByteRateLimiter, execute_download, execute_upload
+from .transfer import (
+    ByteRateLimiter,
+    TransferConfig,
+    download_object,
+    execute_download,
+    execute_upload,
+    upload_file,
+)
 from .urls import S3URL, check_relative_key, is_s3_url, parse_s3_url
 
 if TYPE_CHECKING:
@@ -191,6 +198,8 @@ class _Mirror:
         default_profile: Profile | None,
         limiter: ByteRateLimiter | None,
         compare: str,
+        max_attempts: int = 5,
+        timeout: tuple[float, float] = (10.0, 60.0),
     ) -> None:
         self.cache_root = cache_root
         self.show_progress = show_progress
@@ -198,6 +207,9 @@ class _Mirror:
         self.default_profile = default_profile
         self.limiter = limiter
         self.compare = compare
+        self.transfer_config = TransferConfig()
+        self.max_attempts = max_attempts
+        self.timeout = timeout
         self.state = State.UNOPENED
         self._lock = threading.RLock()
         self._sync_lock = threading.Lock()
@@ -245,17 +257,21 @@ class _Mirror:
                 return found
             from .auth.credentials import provider_for, resolve_endpoint, resolve_region
             from .s3.client import S3Client
+            from .s3.retry import Retry
 
             if self._transport is None:
                 from .transport.urllib3 import Urllib3Transport
 
-                self._transport = Urllib3Transport(max_connections=self.max_workers)
+                self._transport = Urllib3Transport(
+                    max_connections=self.max_workers, timeout=self.timeout
+                )
             made = S3Client(
                 self._transport,
                 region=resolve_region(profile),
                 endpoint=resolve_endpoint(profile),
                 credentials=provider_for(profile),
                 addressing_style=profile.addressing_style if profile else "auto",
+                retry=Retry(max_attempts=self.max_attempts),
             )
             self._clients[profile] = made
             return made
@@ -455,6 +471,7 @@ class _Mirror:
                 delete=reg.delete,
                 window=self.max_workers * 2,
                 extra_failures=scan.unsafe,
+                config=self.transfer_config,
             )
         finally:
             progress.close()
@@ -474,21 +491,16 @@ class _Mirror:
                 return
         progress = make_progress(self.show_progress, obj.size, f"Downloading {url.normalized()}")
         try:
-            got: list[float] = []
-
-            def fill(f: Any) -> None:
-                got.append(
-                    client.get_object(
-                        url.bucket, url.key, f, on_bytes=progress.update
-                    ).last_modified
-                )
-
-            try:
-                write_atomic(target, fill, mtime=obj.mtime)
-            except Exception as exc:
-                raise TransferError("Download", [exc]) from exc
-            if got and int(got[0]) != int(obj.mtime):
-                os.utime(target, (got[0], got[0]))
+            download_object(
+                client,
+                url.bucket,
+                url.key,
+                target,
+                obj,
+                executor=self.executor,
+                progress=progress,
+                config=self.transfer_config,
+            )
         finally:
             progress.close()
 
@@ -602,6 +614,7 @@ class _Mirror:
                 delete=reg.delete,
                 window=self.max_workers * 2,
                 limiter=self.limiter,
+                config=self.transfer_config,
             )
         finally:
             progress.close()
@@ -621,16 +634,17 @@ class _Mirror:
             if make_compare(self.compare, exact_mtime=False).differs(mine, theirs) is None:
                 return
         progress = make_progress(self.show_progress, st.st_size, f"Uploading {url.normalized()}")
-
-        def on_bytes(n: int) -> None:
-            if self.limiter is not None:
-                self.limiter.consume(n)
-            progress.update(n)
-
         try:
-            client.put_object_from_file(url.bucket, url.prefix, path, on_bytes=on_bytes)
-        except Exception as exc:
-            raise TransferError("Upload", [exc]) from exc
+            upload_file(
+                client,
+                url.bucket,
+                url.prefix,
+                path,
+                executor=self.executor,
+                progress=progress,
+                limiter=self.limiter,
+                config=self.transfer_config,
+            )
         finally:
             progress.close()
 
@@ -878,6 +892,9 @@ def mirror(
     max_upload_bytes_per_second: float | None = None,
     *,
     compare: str = "size_mtime",
+    max_attempts: int = 5,
+    connect_timeout: float = 10.0,
+    read_timeout: float = 60.0,
 ) -> Iterator[None]:
     """Open the mirror context (pos3-compatible); the context value is ``None``.
 
@@ -894,6 +911,12 @@ def mirror(
             none. Downloads are not limited.
         compare: change detection, ``"size_mtime"`` (default), ``"size"`` (pos3's) or
             ``"checksum"`` (MD5 against single-part ETags).
+        max_attempts: attempts per request, first included (throttling, 5xx, resets,
+            timeouts, truncated bodies and checksum mismatches are retried with
+            exponential backoff and full jitter, capped at 20 s).
+        connect_timeout: seconds to open a connection.
+        read_timeout: seconds a socket may stay silent mid-request (an idle timeout, not a
+            deadline: a slow transfer that keeps moving never times out).
 
     Raises:
         MirrorStateError: another mirror is active in this process.
@@ -904,6 +927,12 @@ def mirror(
     if not isinstance(max_workers, int) or max_workers < 1:
         raise ConfigError(f"max_workers must be an int >= 1, got {max_workers!r}")
     make_compare(compare, exact_mtime=True)  # validates the name
+    if not isinstance(max_attempts, int) or max_attempts < 1:
+        raise ConfigError(f"max_attempts must be an int >= 1, got {max_attempts!r}")
+    if not (connect_timeout > 0 and read_timeout > 0):
+        raise ConfigError(
+            f"timeouts must be > 0 seconds, got connect={connect_timeout!r} read={read_timeout!r}"
+        )
     limiter = (
         ByteRateLimiter(max_upload_bytes_per_second)
         if max_upload_bytes_per_second is not None
@@ -922,6 +951,8 @@ def mirror(
             default_profile=default,
             limiter=limiter,
             compare=compare,
+            max_attempts=max_attempts,
+            timeout=(connect_timeout, read_timeout),
         )
         m.start()
         _GLOBAL = m
@@ -955,6 +986,9 @@ def with_mirror(
     max_upload_bytes_per_second: float | None = None,
     *,
     compare: str = "size_mtime",
+    max_attempts: int = 5,
+    connect_timeout: float = 10.0,
+    read_timeout: float = 60.0,
 ) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Decorator form of :func:`mirror`: each call of the function runs in a fresh mirror.
 
@@ -972,6 +1006,9 @@ def with_mirror(
                 default_profile,
                 max_upload_bytes_per_second,
                 compare=compare,
+                max_attempts=max_attempts,
+                connect_timeout=connect_timeout,
+                read_timeout=read_timeout,
             ):
                 return fn(*args, **kwargs)
 

@@ -2,40 +2,97 @@
 
 Rules:
 
-* Copies run on the mirror's thread pool; per-file failures are collected, never raised
-  mid-batch, and reported together as one :class:`~pos3lite.errors.TransferError` after
-  every copy finished.
-* If any copy failed (or the plan has conflicts or unsafe keys), no delete runs.
-* Downloads write through :func:`~pos3lite.localfs.write_atomic` (temp file + ``os.replace``)
-  and set each file's mtime to the object's LastModified, which is what lets the default
-  ``size_mtime`` comparison detect a same-size change on the next run.
-* Remote deletes use DeleteObjects in batches of 1000; per-key errors are reported.
-* Local deletes remove files and empty folders, deepest first, then prune folders that the
-  deletes left empty (never the destination root itself).
+* Every copy, and every part of a large copy, is a task on the mirror's one thread pool, so
+  small files and the parts of large files share the workers and a mixed plan keeps every
+  worker busy. Workers never wait on other tasks (no deadlock on a bounded pool): the task
+  that finishes the last part of a file completes that file.
+* Files above ``TransferConfig.multipart_threshold`` are uploaded as multipart uploads whose
+  parts are streamed from the file (never read whole into memory); the part size grows so an
+  object never needs more than 10,000 parts. On any failure or interruption the multipart
+  upload is aborted, so no parts are left orphaned.
+* Objects above the threshold are downloaded with parallel ranged GETs written at their
+  offsets into one temporary file beside the target, then renamed into place. Every range
+  carries ``If-Match`` with the ETag from the listing: an object overwritten mid-download
+  fails with 412 and is fetched again from the start, never stitched from two versions.
+* Integrity: uploads carry Content-MD5 (the server verifies each request body); downloads
+  are checked against the ETag: the MD5 of a single-part object, or the composite
+  ``md5(md5(part 1) + ... + md5(part N))-N`` of a multipart object when the ranges line up
+  with its parts. A mismatch is retried, then raised; the file never reaches its final path.
+* Per-file failures are collected, never raised mid-batch, and reported together as one
+  :class:`~pos3lite.errors.TransferError` after every task finished. If any copy failed (or
+  the plan has conflicts or refused keys), no delete runs.
+* Downloads set each file's mtime to the object's LastModified, which is what lets the
+  default ``size_mtime`` comparison detect a same-size change on the next run.
+* Remote deletes use DeleteObjects in batches of 1000; local deletes remove files and empty
+  folders, deepest first, then prune folders the deletes left empty (never the root).
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import logging
 import os
+import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Executor, Future, wait
+from concurrent.futures import Executor
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-from .engine.model import Action, Plan
-from .errors import KeyConflictError, TransferError
-from .localfs import safe_join, write_atomic
+from .engine.model import Action, Entry, Plan
+from .errors import ChecksumMismatchError, KeyConflictError, S3Error, TransferError
+from .localfs import TEMP_SUFFIX, safe_join, write_atomic
 from .progress import Progress
 
 if TYPE_CHECKING:
     from .s3.client import S3Client
 
-__all__ = ["ByteRateLimiter", "execute_download", "execute_upload", "run_parallel"]
+__all__ = [
+    "Batch",
+    "ByteRateLimiter",
+    "TransferConfig",
+    "execute_download",
+    "execute_upload",
+    "run_parallel",
+]
 
 logger = logging.getLogger(__name__)
+
+MiB = 1024 * 1024
+
+
+@dataclass(frozen=True, slots=True)
+class TransferConfig:
+    """Sizes for large transfers, in bytes (defaults as aws-cli: 8 MiB threshold and parts).
+
+    Attributes:
+        multipart_threshold: files and objects of at least this many bytes use multipart
+            upload / parallel ranged GETs.
+        part_size: the preferred part (and range) size; grown for very large files.
+    """
+
+    multipart_threshold: int = 8 * MiB
+    part_size: int = 8 * MiB
+
+    #: S3 limits ("Amazon S3 multipart upload limits"): 10,000 parts, 5 MiB minimum part
+    #: size (except the last), 5 TiB maximum object size.
+    MAX_PARTS = 10_000
+    MIN_PART = 5 * MiB
+    MAX_OBJECT = 5 * 1024 * 1024 * MiB
+
+    def part_size_for(self, size: int) -> int:
+        """Part size (bytes) for an upload of ``size`` bytes: ``part_size``, grown in whole
+        MiB so the upload needs at most 10,000 parts. Raises ValueError above 5 TiB."""
+        if size > self.MAX_OBJECT:
+            raise ValueError(f"{size} bytes is more than the 5 TiB S3 object limit")
+        part = max(self.part_size, self.MIN_PART)
+        if -(-size // part) > self.MAX_PARTS:
+            part = -(-size // self.MAX_PARTS)
+            part = -(-part // MiB) * MiB
+        return part
 
 
 class ByteRateLimiter:
@@ -76,45 +133,279 @@ class ByteRateLimiter:
             self._sleep(wait_s)
 
 
+class Batch:
+    """A group of tasks on a shared executor; tasks may submit more tasks.
+
+    ``submit`` never blocks; ``wait_below(n)`` blocks the caller until fewer than ``n``
+    tasks are pending; ``join`` waits for all. Exceptions are collected in ``failures``
+    (each logged). ``cancel()`` makes tasks that check ``cancelled`` stop early.
+    """
+
+    def __init__(self, executor: Executor) -> None:
+        self._executor = executor
+        self._cv = threading.Condition()
+        self._pending = 0
+        self.failures: list[BaseException] = []
+        self._cancelled = threading.Event()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancelled.is_set()
+
+    def cancel(self) -> None:
+        self._cancelled.set()
+
+    def fail(self, exc: BaseException) -> None:
+        with self._cv:
+            self.failures.append(exc)
+
+    def submit(self, fn: Callable[..., None], *args: Any) -> None:
+        with self._cv:
+            self._pending += 1
+        try:
+            self._executor.submit(self._run, fn, args)
+        except BaseException:
+            with self._cv:
+                self._pending -= 1
+                self._cv.notify_all()
+            raise
+
+    def _run(self, fn: Callable[..., None], args: tuple[Any, ...]) -> None:
+        try:
+            fn(*args)
+        except Exception as exc:
+            self.fail(exc)
+        finally:
+            with self._cv:
+                self._pending -= 1
+                self._cv.notify_all()
+
+    def wait_below(self, n: int) -> None:
+        with self._cv:
+            while self._pending >= n:
+                self._cv.wait()
+
+    def join(self) -> None:
+        self.wait_below(1)
+
+    def run(self, items: Iterable[Any], fn: Callable[[Any], None], *, window: int) -> None:
+        """Submit ``fn(item)`` for each item, at most ``window`` pending, then join.
+
+        On KeyboardInterrupt (or any BaseException) while waiting, cancel, let the running
+        tasks wind down (so large uploads are aborted), and re-raise.
+        """
+        try:
+            for item in items:
+                self.wait_below(window)
+                if self.cancelled:
+                    break
+                self.submit(fn, item)
+            self.join()
+        except BaseException:
+            self.cancel()
+            self.join()
+            raise
+
+
 def run_parallel(
     executor: Executor, fn: Callable[[Action], None], actions: Iterable[Action], *, window: int
 ) -> list[BaseException]:
-    """Run ``fn(action)`` for every action on ``executor`` with at most ``window`` in flight.
-
-    Returns the exceptions raised (each logged), after every call finished.
-    """
-    failures: list[BaseException] = []
-    in_flight: set[Future[None]] = set()
-
-    def collect(done: set[Future[None]]) -> None:
-        for fut in done:
-            exc = fut.exception()
-            if exc is not None:
-                failures.append(exc)
-
-    for action in actions:
-        if len(in_flight) >= window:
-            done, in_flight = _wait_one(in_flight)
-            collect(done)
-        in_flight.add(executor.submit(_logged, fn, action))
-    done, _ = wait(in_flight)
-    collect(set(done))
-    return failures
+    """Run ``fn(action)`` for every action with at most ``window`` pending; return the
+    exceptions raised (each logged) once every call finished."""
+    batch = Batch(executor)
+    batch.run(actions, _logged(fn), window=window)
+    return batch.failures
 
 
-def _wait_one(futs: set[Future[None]]) -> tuple[set[Future[None]], set[Future[None]]]:
-    from concurrent.futures import FIRST_COMPLETED
+def _logged(fn: Callable[[Action], None]) -> Callable[[Action], None]:
+    def run(action: Action) -> None:
+        try:
+            fn(action)
+        except Exception as exc:
+            logger.error("failed to transfer %r: %s", action.key, exc)
+            raise
 
-    done, pending = wait(futs, return_when=FIRST_COMPLETED)
-    return set(done), set(pending)
+    return run
 
 
-def _logged(fn: Callable[[Action], None], action: Action) -> None:
-    try:
-        fn(action)
-    except Exception as exc:
-        logger.error("failed to transfer %r: %s", action.key, exc)
-        raise
+# --------------------------------------------------------------------------- download
+
+
+class _RangedDownload:
+    """One large object fetched with parallel ranged GETs into a temp file (see rules)."""
+
+    RESTARTS = 2  # times an object changed mid-download (412) or mismatched is fetched again
+
+    def __init__(
+        self,
+        batch: Batch,
+        client: S3Client,
+        bucket: str,
+        key: str,
+        target: Path,
+        src: Entry,
+        config: TransferConfig,
+        progress: Progress,
+        restarts: int = RESTARTS,
+    ) -> None:
+        self.batch, self.client, self.bucket, self.key = batch, client, bucket, key
+        self.target, self.src, self.config, self.progress = target, src, config, progress
+        self.restarts = restarts
+        self.tmp = target.with_name(f".{target.name}.{secrets.token_hex(6)}{TEMP_SUFFIX}")
+        self.lock = threading.Lock()
+        self.error: BaseException | None = None
+        self.ranges: list[tuple[int, int]] = []
+        self.digests: list[str] = []
+        self.encrypted = False
+        self.remaining = 0
+        self.moved = 0
+
+    def start(self) -> None:
+        size, etag = self.src.size, self.src.etag or ""
+        part = self.config.part_size_for(size)
+        parts_count = _multipart_count(etag)
+        if parts_count:
+            # Line the ranges up with the parts so the composite ETag can be checked.
+            info = self.client.head_object(self.bucket, self.key, part_number=1)
+            if info.size > 0 and -(-size // info.size) == parts_count:
+                part = info.size
+        self.ranges = [(off, min(off + part, size) - 1) for off in range(0, size, part)]
+        self.digests = [""] * len(self.ranges)
+        self.remaining = len(self.ranges)
+        self.target.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.tmp, "xb") as f:
+            f.truncate(size)
+        for i in range(len(self.ranges)):
+            self.batch.submit(self.fetch, i)
+
+    def on_bytes(self, n: int) -> None:
+        with self.lock:
+            self.moved += n
+        self.progress.update(n)
+
+    def fetch(self, i: int) -> None:
+        try:
+            if self.error is None and not self.batch.cancelled:
+                first, last = self.ranges[i]
+                with open(self.tmp, "r+b") as f:
+                    f.seek(first)
+                    got = self.client.get_object(
+                        self.bucket,
+                        self.key,
+                        f,
+                        if_match=self.src.etag or None,
+                        byte_range=(first, last),
+                        on_bytes=self.on_bytes,
+                    )
+                if got.size != last - first + 1:
+                    raise ChecksumMismatchError(
+                        f"s3://{self.bucket}/{self.key}",
+                        f"{last - first + 1} bytes",
+                        f"{got.size} bytes in range {first}-{last}",
+                    )
+                self.digests[i] = got.md5
+                if got.encrypted:
+                    self.encrypted = True
+        except Exception as exc:
+            with self.lock:
+                if self.error is None:
+                    self.error = exc
+        finally:
+            with self.lock:
+                self.remaining -= 1
+                last_one = self.remaining == 0
+            if last_one:
+                self.finish()
+
+    def _verify(self) -> None:
+        etag = (self.src.etag or "").lower()
+        url = f"s3://{self.bucket}/{self.key}"
+        if self.encrypted:
+            return
+        count = _multipart_count(etag)
+        if count:
+            if count != len(self.digests):
+                logger.info("%s: parts do not line up with ranges; ETag not checked", url)
+                return
+            joined = b"".join(bytes.fromhex(d) for d in self.digests)
+            got = f"{hashlib.md5(joined, usedforsecurity=False).hexdigest()}-{count}"
+            if got != etag:
+                raise ChecksumMismatchError(url, etag, got)
+        elif len(etag) == 32:
+            md5 = hashlib.md5(usedforsecurity=False)
+            with open(self.tmp, "rb") as f:
+                while block := f.read(MiB):
+                    md5.update(block)
+            if md5.hexdigest() != etag:
+                raise ChecksumMismatchError(url, etag, md5.hexdigest())
+
+    def finish(self) -> None:
+        try:
+            if self.error is None and not self.batch.cancelled:
+                self._verify()
+                os.utime(self.tmp, (self.src.mtime, self.src.mtime))
+                os.replace(self.tmp, self.target)
+                return
+        except Exception as exc:
+            self.error = exc
+        with contextlib.suppress(OSError):
+            os.unlink(self.tmp)
+        if self.moved:
+            self.progress.update(-self.moved)
+        err = self.error
+        if err is None:  # cancelled
+            return
+        changed = isinstance(err, S3Error) and err.status == 412
+        if (changed or isinstance(err, ChecksumMismatchError)) and self.restarts > 0:
+            logger.warning(
+                "s3://%s/%s changed or mismatched mid-download (%s); fetching again",
+                self.bucket,
+                self.key,
+                err,
+            )
+            self.batch.submit(self._restart)
+            return
+        logger.error("failed to download s3://%s/%s: %s", self.bucket, self.key, err)
+        self.batch.fail(err)
+
+    def _restart(self) -> None:
+        info = self.client.head_object(self.bucket, self.key)
+        src = Entry(self.src.key, info.size, info.last_modified, info.etag)
+        job = _RangedDownload(
+            self.batch,
+            self.client,
+            self.bucket,
+            self.key,
+            self.target,
+            src,
+            self.config,
+            self.progress,
+            self.restarts - 1,
+        )
+        if src.size >= self.config.multipart_threshold:
+            job.start()
+        else:
+            _download_small(self.client, self.bucket, self.key, self.target, src, self.progress)
+
+
+def _multipart_count(etag: str) -> int:
+    """N for a multipart ETag ``<32 hex>-N``, else 0."""
+    head, sep, tail = etag.strip('"').partition("-")
+    return int(tail) if sep and len(head) == 32 and tail.isdigit() else 0
+
+
+def _download_small(
+    client: S3Client, bucket: str, key: str, target: Path, src: Entry | None, progress: Progress
+) -> None:
+    got: list[float] = []
+
+    def fill(f: BinaryIO) -> None:
+        got.append(client.get_object(bucket, key, f, on_bytes=progress.update).last_modified)
+
+    write_atomic(target, fill, mtime=src.mtime if src is not None else None)
+    if got and src is not None and int(got[0]) != int(src.mtime):
+        # The object changed between LIST and GET: stamp what we actually fetched.
+        os.utime(target, (got[0], got[0]))
 
 
 def execute_download(
@@ -129,6 +420,7 @@ def execute_download(
     delete: bool,
     window: int,
     extra_failures: Sequence[BaseException] = (),
+    config: TransferConfig | None = None,
 ) -> None:
     """Apply a download plan: fetch ``key_prefix + key`` into ``local_root / key``.
 
@@ -136,30 +428,32 @@ def execute_download(
     and are raised with the copy failures. Raises TransferError("Download", ...) for copy
     failures, TransferError("Delete", ...) for local delete failures.
     """
+    cfg = config or TransferConfig()
+    batch = Batch(executor)
 
     def copy(action: Action) -> None:
         target = safe_join(local_root, action.key)
         if action.key.endswith("/"):
             target.mkdir(parents=True, exist_ok=True)
             return
-        got: list[float] = []
-
-        def fill(f: object) -> None:
-            result = client.get_object(bucket, key_prefix + action.key, f, on_bytes=progress.update)  # type: ignore[arg-type]
-            got.append(result.last_modified)
-
         src = action.src
-        write_atomic(target, fill, mtime=src.mtime if src is not None else None)
-        if got and src is not None and int(got[0]) != int(src.mtime):
-            # The object changed between LIST and GET: stamp what we actually fetched.
-            os.utime(target, (got[0], got[0]))
+        key = key_prefix + action.key
+        try:
+            if src is not None and src.size >= cfg.multipart_threshold:
+                _RangedDownload(batch, client, bucket, key, target, src, cfg, progress).start()
+            else:
+                _download_small(client, bucket, key, target, src, progress)
+        except Exception as exc:
+            logger.error("failed to download s3://%s/%s: %s", bucket, key, exc)
+            raise
 
     failures = list(extra_failures)
     failures += [
         KeyConflictError(key, "is both an object and a prefix with objects under it")
         for key in plan.conflicts
     ]
-    failures += run_parallel(executor, copy, plan.copies, window=window)
+    batch.run(plan.copies, copy, window=window)
+    failures += batch.failures
     if failures:
         raise TransferError("Download", failures)
     if not delete or not plan.deletes:
@@ -194,6 +488,87 @@ def _prune_empty_dirs(dirs: Iterable[Path], root: Path) -> None:
             d = d.parent
 
 
+# --------------------------------------------------------------------------- upload
+
+
+class _MultipartUpload:
+    """One large file uploaded as a multipart upload, parts as pool tasks (see rules)."""
+
+    def __init__(
+        self,
+        batch: Batch,
+        client: S3Client,
+        bucket: str,
+        key: str,
+        path: Path,
+        size: int,
+        config: TransferConfig,
+        on_bytes: Callable[[int], None],
+    ) -> None:
+        self.batch, self.client, self.bucket, self.key = batch, client, bucket, key
+        self.path, self.size, self.on_bytes = path, size, on_bytes
+        self.part = config.part_size_for(size)
+        self.count = -(-size // self.part)
+        self.etags: list[str] = [""] * self.count
+        self.lock = threading.Lock()
+        self.remaining = self.count
+        self.error: BaseException | None = None
+        self.upload_id = ""
+
+    def start(self) -> None:
+        self.upload_id = self.client.create_multipart_upload(self.bucket, self.key)
+        for i in range(self.count):
+            self.batch.submit(self.send_part, i)
+
+    def send_part(self, i: int) -> None:
+        try:
+            if self.error is None and not self.batch.cancelled:
+                offset = i * self.part
+                length = min(self.part, self.size - offset)
+                self.etags[i] = self.client.upload_part(
+                    self.bucket,
+                    self.key,
+                    self.upload_id,
+                    i + 1,
+                    self.path,
+                    offset,
+                    length,
+                    on_bytes=self.on_bytes,
+                )
+        except Exception as exc:
+            with self.lock:
+                if self.error is None:
+                    self.error = exc
+        finally:
+            with self.lock:
+                self.remaining -= 1
+                last_one = self.remaining == 0
+            if last_one:
+                self.finish()
+
+    def finish(self) -> None:
+        if self.error is None and not self.batch.cancelled:
+            try:
+                parts = [(i + 1, e) for i, e in enumerate(self.etags)]
+                self.client.complete_multipart_upload(self.bucket, self.key, self.upload_id, parts)
+                return
+            except Exception as exc:
+                self.error = exc
+        try:
+            self.client.abort_multipart_upload(self.bucket, self.key, self.upload_id)
+        except Exception as exc:
+            logger.error(
+                "could not abort multipart upload %s of s3://%s/%s: %s",
+                self.upload_id,
+                self.bucket,
+                self.key,
+                exc,
+            )
+        if self.error is not None:
+            logger.error("failed to upload s3://%s/%s: %s", self.bucket, self.key, self.error)
+            self.batch.fail(self.error)
+
+
 def execute_upload(
     plan: Plan,
     *,
@@ -206,6 +581,7 @@ def execute_upload(
     delete: bool,
     window: int,
     limiter: ByteRateLimiter | None = None,
+    config: TransferConfig | None = None,
 ) -> None:
     """Apply an upload plan: put ``local_root / key`` at ``key_prefix + key``.
 
@@ -213,6 +589,8 @@ def execute_upload(
     TransferError("Upload", ...) for copy failures and TransferError("Delete", ...) for
     per-key DeleteObjects failures; deletes run only when every copy succeeded.
     """
+    cfg = config or TransferConfig()
+    batch = Batch(executor)
 
     def on_bytes(n: int) -> None:
         if limiter is not None:
@@ -221,16 +599,25 @@ def execute_upload(
 
     def copy(action: Action) -> None:
         key = key_prefix + action.key
-        if action.key.endswith("/"):
-            client.put_object(bucket, key, b"")
-            return
-        path = local_root.joinpath(*action.key.split("/"))
-        client.put_object_from_file(bucket, key, path, on_bytes=on_bytes)
+        try:
+            if action.key.endswith("/"):
+                client.put_object(bucket, key, b"")
+                return
+            path = local_root.joinpath(*action.key.split("/"))
+            size = path.stat().st_size
+            if size >= cfg.multipart_threshold:
+                _MultipartUpload(batch, client, bucket, key, path, size, cfg, on_bytes).start()
+            else:
+                client.put_object_from_file(bucket, key, path, on_bytes=on_bytes)
+        except Exception as exc:
+            logger.error("failed to upload %r to s3://%s/%s: %s", action.key, bucket, key, exc)
+            raise
 
     failures: list[BaseException] = [
         KeyConflictError(key, "is both a file and a folder") for key in plan.conflicts
     ]
-    failures += run_parallel(executor, copy, plan.copies, window=window)
+    batch.run(plan.copies, copy, window=window)
+    failures += batch.failures
     if failures:
         raise TransferError("Upload", failures)
     if not delete or not plan.deletes:
@@ -241,3 +628,67 @@ def execute_upload(
         for err in errors:
             logger.error("failed to delete: %s", err)
         raise TransferError("Delete", errors)
+
+
+def download_object(
+    client: S3Client,
+    bucket: str,
+    key: str,
+    target: Path,
+    src: Entry,
+    *,
+    executor: Executor,
+    progress: Progress,
+    config: TransferConfig | None = None,
+) -> None:
+    """Download one object to ``target`` (ranged and parallel when large).
+
+    Raises TransferError("Download", [...]) if it fails; ``target`` is untouched then.
+    """
+    cfg = config or TransferConfig()
+    batch = Batch(executor)
+
+    def copy(_: object) -> None:
+        if src.size >= cfg.multipart_threshold:
+            _RangedDownload(batch, client, bucket, key, target, src, cfg, progress).start()
+        else:
+            _download_small(client, bucket, key, target, src, progress)
+
+    batch.run([None], copy, window=1)
+    if batch.failures:
+        raise TransferError("Download", batch.failures)
+
+
+def upload_file(
+    client: S3Client,
+    bucket: str,
+    key: str,
+    path: Path,
+    *,
+    executor: Executor,
+    progress: Progress,
+    limiter: ByteRateLimiter | None = None,
+    config: TransferConfig | None = None,
+) -> None:
+    """Upload one file to ``key`` (multipart and parallel when large).
+
+    Raises TransferError("Upload", [...]) if it fails (a multipart upload is aborted).
+    """
+    cfg = config or TransferConfig()
+    batch = Batch(executor)
+
+    def on_bytes(n: int) -> None:
+        if limiter is not None:
+            limiter.consume(n)
+        progress.update(n)
+
+    def copy(_: object) -> None:
+        size = path.stat().st_size
+        if size >= cfg.multipart_threshold:
+            _MultipartUpload(batch, client, bucket, key, path, size, cfg, on_bytes).start()
+        else:
+            client.put_object_from_file(bucket, key, path, on_bytes=on_bytes)
+
+    batch.run([None], copy, window=1)
+    if batch.failures:
+        raise TransferError("Upload", batch.failures)

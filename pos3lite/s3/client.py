@@ -90,6 +90,7 @@ class GetResult:
     etag: str
     last_modified: float
     md5: str = ""
+    encrypted: bool = False  # SSE-KMS or SSE-C: the ETag is not an MD5 of the bytes
 
 
 class S3Client:
@@ -381,12 +382,14 @@ class S3Client:
         with self.send("GET", bucket, None, query=query) as resp:
             return s3xml.parse_list_objects_v2(resp.read())
 
-    def head_object(self, bucket: str, key: str) -> ObjectInfo:
-        """HeadObject: size, ETag and LastModified of one object.
+    def head_object(self, bucket: str, key: str, *, part_number: int | None = None) -> ObjectInfo:
+        """HeadObject: size, ETag and LastModified of one object (bytes, epoch seconds).
 
-        Raises NotFoundError when the key does not exist.
+        With ``part_number`` the size is that part's (``?partNumber=N``), which tells the part
+        size of a multipart object. Raises NotFoundError when the key does not exist.
         """
-        with self.request("HEAD", bucket, key) as resp:
+        query = [("partNumber", str(part_number))] if part_number is not None else []
+        with self.request("HEAD", bucket, key, query=query) as resp:
             return _object_info(key, resp)
 
     def get_object(
@@ -456,9 +459,10 @@ class S3Client:
                     )
                 info = _object_info(key, resp, size=written)
                 digest = md5.hexdigest()
+                encrypted = _encrypted(resp)
                 if whole and _md5_etag(info.etag, resp) and digest != info.etag.lower():
                     raise ChecksumMismatchError(f"s3://{bucket}/{key}", info.etag, digest)
-            return GetResult(written, info.etag, info.last_modified, digest)
+            return GetResult(written, info.etag, info.last_modified, digest, encrypted)
 
         return self._attempts(once, rewind)
 
@@ -662,9 +666,14 @@ def _md5_etag(etag: str, resp: Response) -> bool:
     no SSE-KMS or SSE-C, whose ETags are not MD5s ("Checking object integrity", S3 guide)."""
     if len(etag) != 32 or any(c not in "0123456789abcdefABCDEF" for c in etag):
         return False
+    return not _encrypted(resp)
+
+
+def _encrypted(resp: Response) -> bool:
+    """SSE-KMS or SSE-C: encryptions under which the ETag is not the MD5 of the bytes."""
     sse = resp.headers.get("x-amz-server-side-encryption", "")
-    return not sse.startswith("aws:kms") and (
-        "x-amz-server-side-encryption-customer-algorithm" not in resp.headers
+    return sse.startswith("aws:kms") or (
+        "x-amz-server-side-encryption-customer-algorithm" in resp.headers
     )
 
 
