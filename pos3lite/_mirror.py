@@ -67,7 +67,7 @@ from .transfer import (
     execute_upload,
     upload_file,
 )
-from .urls import S3URL, check_relative_key, is_s3_url, parse_s3_url
+from .urls import S3URL, check_local_path, check_relative_key, is_s3_url, parse_s3_url
 
 if TYPE_CHECKING:
     from .s3.client import S3Client
@@ -390,6 +390,7 @@ class _Mirror:
     ) -> Path:
         self._require_open()
         if not is_s3_url(remote):
+            check_local_path(remote)
             effective_profile(None, profile, self.default_profile)
             path = Path(remote).expanduser().resolve()
             if not path.exists():
@@ -518,6 +519,7 @@ class _Mirror:
     ) -> Path:
         self._require_open()
         if not is_s3_url(remote):
+            check_local_path(remote)
             effective_profile(None, profile, self.default_profile)
             path = Path(remote).expanduser().resolve()
             path.mkdir(parents=True, exist_ok=True)
@@ -718,6 +720,7 @@ class _Mirror:
         profile: str | Profile | None,
     ) -> Path:
         if not is_s3_url(remote):
+            check_local_path(remote)
             effective_profile(None, profile, self.default_profile)
             return Path(remote).expanduser().resolve()
         local_path = self.download(remote, local, delete_local, exclude, profile, missing_ok=True)
@@ -732,6 +735,7 @@ class _Mirror:
     def ls(self, prefix: str, recursive: bool, profile: str | Profile | None) -> list[str]:
         self._require_open()
         if not is_s3_url(prefix):
+            check_local_path(prefix)
             effective_profile(None, profile, self.default_profile)
             return _ls_local(prefix, recursive)
         url = parse_s3_url(prefix)

@@ -24,13 +24,15 @@ key; it is the registration identity and the form in which pos3lite prints URLs,
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 from .errors import InvalidURLError, UnsafeKeyError
 
-__all__ = ["S3URL", "check_relative_key", "is_s3_url", "parse_s3_url"]
+__all__ = ["S3URL", "check_local_path", "check_relative_key", "is_s3_url", "parse_s3_url"]
 
 _SCHEME = "s3://"
+_OTHER_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 _BUCKET_CHARS = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-_")
 
 
@@ -98,6 +100,17 @@ def is_s3_url(value: str) -> bool:
     """
     # Non-strings (Path objects) are local paths, never URLs.
     return isinstance(value, str) and value[: len(_SCHEME)].lower() == _SCHEME
+
+
+def check_local_path(value: object) -> None:
+    """Refuse a string that is a URL of another scheme (``http://``, ``gs://``, ...).
+
+    pos3 treated every non-``s3://`` string as a local path, so ``download("gs://b/k")``
+    silently returned ``./gs:/b/k``. A string of the form ``scheme://`` is never meant as a
+    local path. Raises InvalidURLError naming the value.
+    """
+    if isinstance(value, str) and _OTHER_SCHEME.match(value) and not is_s3_url(value):
+        raise InvalidURLError(f"not an s3:// URL: {value!r}")
 
 
 def parse_s3_url(value: str) -> S3URL:
