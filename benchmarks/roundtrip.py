@@ -64,6 +64,7 @@ def main() -> int:
             AWS_SECRET_ACCESS_KEY=server.secret_key,
             AWS_REGION=server.region,
             AWS_ENDPOINT_URL_S3=server.endpoint,
+            AWS_EC2_METADATA_DISABLED="true",
         )
         print(f"server: SeaweedFS at {server.endpoint} (SigV4 enforced)", flush=True)
         import boto3  # only to create the bucket; pos3lite does everything else

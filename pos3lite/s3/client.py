@@ -322,11 +322,15 @@ class S3Client:
                 301: "PermanentRedirect",
                 304: "NotModified",
                 400: "BadRequest",
-                403: "AccessDenied" if key is None else "Forbidden",
+                403: "AccessDenied",
                 404: "NotFound" if key is not None else "NoSuchBucket",
                 412: "PreconditionFailed",
             }.get(status, f"HTTP{status}")
-            message = ""
+            message = (
+                "no error body (HEAD): wrong credentials, or no permission for this key"
+                if status == 403
+                else ""
+            )
         cls: type[S3Error] = S3Error
         if status == 404:
             cls = NotFoundError

@@ -103,9 +103,7 @@ def test_ls_bucket_root(filled: str, s3_env: Any, tmp_path: Path) -> None:
     assert everything == sorted(f"s3://{b}/{k}" for k in LAYOUT)
 
 
-def test_ls_urls_never_include_the_profile(
-    filled: str, named: str, tmp_path: Path
-) -> None:
+def test_ls_urls_never_include_the_profile(filled: str, named: str, tmp_path: Path) -> None:
     b = filled
     with pos3lite.mirror(tmp_path / "cache", show_progress=False):
         flat = pos3lite.ls(f"s3://{named}@{b}/data")
@@ -235,9 +233,7 @@ def test_plan_download_lifecycle(filled: str, s3_env: Any, tmp_path: Path, oracl
     assert keys(oracle, b) == sorted(LAYOUT)
 
 
-def test_plan_download_into_cache_creates_nothing(
-    filled: str, s3_env: Any, tmp_path: Path
-) -> None:
+def test_plan_download_into_cache_creates_nothing(filled: str, s3_env: Any, tmp_path: Path) -> None:
     b = filled
     cache = tmp_path / "cache"
     with pos3lite.mirror(cache, show_progress=False):
@@ -305,9 +301,11 @@ def test_plan_download_errors(filled: str, s3_env: Any, tmp_path: Path) -> None:
 
 
 def test_plan_download_missing_bucket_is_s3_error(s3_env: Any, tmp_path: Path) -> None:
-    with pos3lite.mirror(tmp_path / "cache", show_progress=False):
-        with pytest.raises(pos3lite.S3Error) as info:
-            pos3lite.plan_download("s3://no-such-bucket-pos3lite/x/", local=tmp_path / "d")
+    with (
+        pos3lite.mirror(tmp_path / "cache", show_progress=False),
+        pytest.raises(pos3lite.S3Error) as info,
+    ):
+        pos3lite.plan_download("s3://no-such-bucket-pos3lite/x/", local=tmp_path / "d")
     assert info.value.code == "NoSuchBucket"
 
 
