@@ -322,7 +322,7 @@ class _Mirror:
                 check_relative_key(rel[:-1] if rel.endswith("/") else rel)
             except UnsafeKeyError as exc:
                 logger.error("refusing key %r under %s: %s", item.key, url.normalized(), exc)
-                scan.unsafe.append(exc)
+                scan.unsafe.append(UnsafeKeyError(item.key, exc.reason))
                 continue
             size = 0 if rel.endswith("/") else item.size
             scan.entries.append(Entry(rel, size, item.last_modified, item.etag))
@@ -679,10 +679,13 @@ class _Mirror:
                     try:
                         self._sync_upload(r)
                     except Exception as exc:
-                        # Logged and retried on the next tick; the final sync raises.
-                        logger.warning("background upload of %s failed: %s", r.url, exc)
-                        with self._lock:
-                            r.last_sync = float("-inf")
+                        # Logged and retried on the next interval tick; the final sync raises.
+                        logger.warning(
+                            "background upload of %s failed (retrying in %s s): %s",
+                            r.url,
+                            r.interval,
+                            exc,
+                        )
 
     def _final_sync(self, had_error: bool) -> None:
         with self._lock:

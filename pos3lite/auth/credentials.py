@@ -4,22 +4,34 @@ Rules:
 
 * A provider's :meth:`~CredentialProvider.load` returns ``None`` for "I have nothing here"
   and raises :class:`~pos3lite.errors.CredentialsError` for "I have something, but it is
-  broken" (a half-set key pair, an unreadable or malformed file). Messages name the provider
-  and the file or variable, never a secret.
+  broken" (a half-set key pair, an unreadable or malformed file, a failing
+  ``credential_process``, a malformed HTTP answer). Messages name the provider and the file,
+  variable or URL, never a secret: no key, token, process output or response body is ever
+  put in an exception, a ``repr`` or a log line.
 * :class:`CredentialChain` asks its providers in order; the first that returns credentials
-  wins. Resolution is lazy, memoised and thread-safe (one resolution in flight), and
-  credentials with an ``expiration`` are resolved again once they are within the refresh
-  window of an injectable clock. Container (ECS/EKS), instance metadata (IMDS), web identity
-  and ``credential_process`` providers slot in later by joining :func:`default_chain`'s list.
+  wins. Resolution is lazy (first request), memoised and thread-safe (one resolution in
+  flight). Temporary credentials are refreshed from the provider that produced them, as
+  botocore's ``RefreshableCredentials`` does: inside the *advisory* window (15 min before
+  ``expiration``) one thread tries to refresh and everyone keeps the current credentials if
+  that fails (with a warning); inside the *mandatory* window (10 min) callers wait for the
+  refresh and its failure is raised.
+* :func:`default_chain` follows the SDKs' order ("Understand the credential provider chain"):
+  environment, web identity (:mod:`.sts`), shared files (static keys and
+  ``credential_process``), container (ECS/EKS) and EC2 instance metadata (IMDSv2) (both in
+  :mod:`.providers_http`).
 * Files are read with interpolation off, so ``%`` in a secret is literal. Nothing is read at
   import time; every ``environ=None`` parameter means :data:`os.environ` at call time.
+  ``json``, ``subprocess``, ``shlex`` and the XML parser are imported inside the functions
+  that use them.
 
 Specs: AWS SDKs and Tools Reference Guide, "Shared config and credentials files",
-"Environment variables", "AWS access keys" and "Service-specific endpoints".
+"Environment variables", "AWS access keys", "Process credential provider" and
+"Service-specific endpoints".
 """
 
 from __future__ import annotations
 
+import enum
 import logging
 import os
 import threading
@@ -37,13 +49,18 @@ if TYPE_CHECKING:
     from ..profiles import Profile
 
 __all__ = [
-    "DEFAULT_REFRESH_WINDOW",
+    "ADVISORY_REFRESH_WINDOW",
+    "DEFAULT_PROCESS_TIMEOUT",
     "DEFAULT_REGION",
+    "MANDATORY_REFRESH_WINDOW",
     "CredentialChain",
     "CredentialProvider",
     "EnvironmentProvider",
+    "Freshness",
+    "ProcessProvider",
     "SharedFilesProvider",
     "StaticProvider",
+    "credentials_from_document",
     "default_chain",
     "provider_for",
     "resolve_endpoint",
@@ -55,8 +72,18 @@ logger = logging.getLogger(__name__)
 DEFAULT_REGION = "us-east-1"
 """The region used when neither the profile, the environment nor the config file names one."""
 
-DEFAULT_REFRESH_WINDOW = timedelta(minutes=5)
-"""Credentials expiring within this window are resolved again before use."""
+ADVISORY_REFRESH_WINDOW = timedelta(minutes=15)
+"""Within this time of ``expiration`` a refresh is tried; on failure the current credentials
+are kept (botocore's ``_advisory_refresh_timeout``, 15 min)."""
+
+MANDATORY_REFRESH_WINDOW = timedelta(minutes=10)
+"""Within this time of ``expiration`` a refresh must succeed or the failure is raised
+(botocore's ``_mandatory_refresh_timeout``, 10 min)."""
+
+DEFAULT_PROCESS_TIMEOUT = 60.0
+"""Seconds a ``credential_process`` may run before it is killed."""
+
+_MAX_PROCESS_OUTPUT = 1024 * 1024
 
 
 # --------------------------------------------------------------------------------------------
@@ -265,66 +292,95 @@ class EnvironmentProvider:
 
 
 class SharedFilesProvider:
-    """Static keys from the shared credentials and config files, for ``AWS_PROFILE``.
+    """Credentials for ``AWS_PROFILE`` from the shared credentials and config files.
 
     The profile is ``$AWS_PROFILE``, else ``default``. The credentials file
-    (``$AWS_SHARED_CREDENTIALS_FILE``, else ``~/.aws/credentials``) is searched first, in
-    section ``[<profile>]``; then the config file (``$AWS_CONFIG_FILE``, else
-    ``~/.aws/config``), in section ``[profile <profile>]`` (``[default]`` for the default
-    profile). Keys: ``aws_access_key_id``, ``aws_secret_access_key``, ``aws_session_token``
-    (``aws_security_token`` as a legacy alias). Files are read with interpolation off. See
-    the AWS SDKs and Tools Reference Guide, "Shared config and credentials files".
+    (``$AWS_SHARED_CREDENTIALS_FILE``, else ``~/.aws/credentials``) holds section
+    ``[<profile>]``; the config file (``$AWS_CONFIG_FILE``, else ``~/.aws/config``) holds
+    ``[profile <profile>]`` (``[default]`` for the default profile). In botocore's order:
 
-    A section without static keys (``role_arn``, ``sso_session``, ``credential_process``...)
-    yields ``None`` so that a later provider can handle it.
+    1. static keys in the credentials file: ``aws_access_key_id``, ``aws_secret_access_key``,
+       ``aws_session_token`` (``aws_security_token`` as a legacy alias);
+    2. ``credential_process`` (credentials-file section first, then config), run by
+       :class:`ProcessProvider`;
+    3. static keys in the config file.
+
+    Files are read with interpolation off. See the AWS SDKs and Tools Reference Guide, "Shared
+    config and credentials files" and "Process credential provider".
+
+    A section with none of these (``role_arn`` with ``source_profile``, ``sso_session``,
+    ``web_identity_token_file``...) yields ``None``: ``web_identity_token_file`` is the
+    business of :class:`~pos3lite.auth.sts.WebIdentityProvider`, earlier in the chain; the
+    others are not supported.
 
     Args:
         environ: the environment to read; ``None`` reads :data:`os.environ` at each
             :meth:`load`.
+        process_timeout: seconds a ``credential_process`` may run.
     """
 
     name = "shared-credentials-file"
 
-    def __init__(self, environ: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self,
+        environ: Mapping[str, str] | None = None,
+        *,
+        process_timeout: float = DEFAULT_PROCESS_TIMEOUT,
+    ) -> None:
         self._environ = environ
+        self._process_timeout = process_timeout
 
     def load(self) -> Credentials | None:
-        """Return the profile's static keys, or ``None`` when the files do not have them.
+        """Return the profile's credentials, or ``None`` when the files do not have them.
 
         Raises:
             CredentialsError: a file is unreadable or malformed; a section has only one of the
-                key pair; or ``AWS_PROFILE`` names a profile found in neither file.
+                key pair; ``AWS_PROFILE`` names a profile found in neither file; or the
+                profile's ``credential_process`` failed (the error names
+                ``credential-process``).
         """
         env = _env(self._environ)
         explicit = _get(env, "AWS_PROFILE")
         profile = explicit or "default"
-        found_section = False
-        sources = (
-            (shared_credentials_path(env), [profile]),
-            (shared_config_path(env), _config_sections(profile)),
-        )
-        for path, sections in sources:
-            if path is None:
-                continue
-            try:
-                parser = read_ini(path)
-            except IniReadError as exc:
-                raise CredentialsError(f"{self.name}: {exc}") from None
-            if parser is None:
-                continue
-            for section in sections:
-                if not parser.has_section(section):
-                    continue
-                found_section = True
-                creds = self._from_section(parser[section], path, section)
-                if creds is not None:
-                    logger.debug("credentials from %s [%s]", path, section)
-                    return creds
-        if explicit is not None and not found_section:
+        cred_path = shared_credentials_path(env)
+        conf_path = shared_config_path(env)
+        cred_section = self._section(cred_path, [profile])
+        conf_section = self._section(conf_path, _config_sections(profile))
+        if explicit is not None and cred_section is None and conf_section is None:
             raise CredentialsError(
                 f"{self.name}: profile {explicit!r} (from AWS_PROFILE) is not defined in "
-                f"{shared_credentials_path(env)} or {shared_config_path(env)}"
+                f"{cred_path} or {conf_path}"
             )
+        if cred_section is not None:
+            creds = self._from_section(*cred_section)
+            if creds is not None:
+                return creds
+        for found in (cred_section, conf_section):
+            if found is not None:
+                command = found[0].get("credential_process") or None
+                if command is not None:
+                    logger.debug("credential_process from %s [%s]", found[1], found[2])
+                    return ProcessProvider(
+                        command, profile=profile, timeout=self._process_timeout
+                    ).load()
+        if conf_section is not None:
+            return self._from_section(*conf_section)
+        return None
+
+    def _section(
+        self, path: Path | None, names: list[str]
+    ) -> tuple[configparser.SectionProxy, Path, str] | None:
+        if path is None:
+            return None
+        try:
+            parser = read_ini(path)
+        except IniReadError as exc:
+            raise CredentialsError(f"{self.name}: {exc}") from None
+        if parser is None:
+            return None
+        for name in names:
+            if parser.has_section(name):
+                return parser[name], path, name
         return None
 
     def _from_section(
@@ -338,10 +394,165 @@ class SharedFilesProvider:
             missing = "aws_access_key_id" if access_key is None else "aws_secret_access_key"
             raise CredentialsError(f"{self.name}: section [{name}] in {path} lacks {missing}")
         token = section.get("aws_session_token") or section.get("aws_security_token") or None
+        logger.debug("credentials from %s [%s]", path, name)
         return Credentials(access_key=access_key, secret_key=secret_key, token=token)
 
     def __repr__(self) -> str:
         return "SharedFilesProvider()"
+
+
+class ProcessProvider:
+    """Credentials printed by an external program (``credential_process``).
+
+    The command line is split with :func:`shlex.split` and run without a shell, with a
+    timeout; the program inherits the environment and stdin (so it can prompt on a
+    terminal). Its stdout must be one JSON object (the "Process credential provider" page of
+    the AWS SDKs and Tools Reference Guide)::
+
+        {"Version": 1, "AccessKeyId": "...", "SecretAccessKey": "...",
+         "SessionToken": "...", "Expiration": "2030-01-01T00:00:00Z"}
+
+    ``SessionToken`` and ``Expiration`` (ISO 8601) are optional; without ``Expiration`` the
+    credentials are never refreshed. The command is run again at each :meth:`load`, which
+    the chain calls before ``Expiration`` (see :class:`CredentialChain`).
+
+    Secrets: stdout is never echoed. Error messages name the profile and the program (the
+    first word of the command, never its arguments, which may hold a password) and quote at
+    most the last line of stderr.
+
+    Args:
+        command: the ``credential_process`` value.
+        profile: the profile it came from, for messages.
+        timeout: seconds before the program is killed.
+    """
+
+    name = "credential-process"
+
+    def __init__(
+        self, command: str, *, profile: str = "default", timeout: float = DEFAULT_PROCESS_TIMEOUT
+    ) -> None:
+        self._command = command
+        self._profile = profile
+        self._timeout = timeout
+
+    def load(self) -> Credentials:
+        """Run the program and return the credentials it printed.
+
+        Raises:
+            CredentialsError: the command cannot be parsed or started, timed out, exited with
+                a non-zero status, or printed something that is not the JSON document above.
+        """
+        import shlex
+        import subprocess
+
+        where = f"{self.name}: profile {self._profile!r}"
+        try:
+            argv = shlex.split(self._command)
+        except ValueError:
+            raise CredentialsError(
+                f"{where}: cannot parse the credential_process command"
+            ) from None
+        if not argv:
+            raise CredentialsError(f"{where}: credential_process is empty")
+        program = argv[0]
+        logger.debug("running credential_process %s for profile %s", program, self._profile)
+        try:
+            done = subprocess.run(
+                argv, capture_output=True, timeout=self._timeout, check=False, shell=False
+            )
+        except subprocess.TimeoutExpired:
+            raise CredentialsError(
+                f"{where}: {program!r} did not finish within {self._timeout:g} s"
+            ) from None
+        except OSError as exc:
+            raise CredentialsError(
+                f"{where}: cannot run {program!r}: {exc.strerror or type(exc).__name__}"
+            ) from None
+        if done.returncode != 0:
+            detail = _last_line(done.stderr)
+            raise CredentialsError(
+                f"{where}: {program!r} exited with status {done.returncode}"
+                + (f": {detail}" if detail else "")
+            )
+        if len(done.stdout) > _MAX_PROCESS_OUTPUT:
+            raise CredentialsError(f"{where}: {program!r} printed more than 1 MiB")
+        document = _json_document(done.stdout, f"{where}: output of {program!r}")
+        version = document.get("Version")
+        if version != 1 or isinstance(version, bool):
+            raise CredentialsError(
+                f"{where}: output of {program!r} has Version {version!r}; only 1 is supported"
+            )
+        return credentials_from_document(
+            document, f"{where}: output of {program!r}", token_field="SessionToken"
+        )
+
+    def __repr__(self) -> str:
+        return f"ProcessProvider(profile={self._profile!r})"
+
+
+def _last_line(stderr: bytes, limit: int = 200) -> str:
+    lines = [ln.strip() for ln in stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
+    if not lines:
+        return ""
+    last = lines[-1]
+    return last if len(last) <= limit else last[:limit] + "..."
+
+
+def _json_document(raw: bytes, where: str) -> dict[str, object]:
+    """Parse ``raw`` as one JSON object; errors never quote the content (it may be secret)."""
+    import json
+
+    try:
+        document = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise CredentialsError(f"{where} is not valid JSON") from None
+    if not isinstance(document, dict):
+        raise CredentialsError(f"{where} is not a JSON object")
+    return document
+
+
+def credentials_from_document(
+    document: Mapping[str, object], where: str, *, token_field: str = "Token"
+) -> Credentials:
+    """Build :class:`Credentials` from a parsed JSON credentials document.
+
+    The container and IMDS endpoints answer with ``AccessKeyId``, ``SecretAccessKey``,
+    ``Token`` and ``Expiration``; ``credential_process`` prints ``SessionToken`` instead of
+    ``Token``.
+
+    Args:
+        document: the parsed JSON object.
+        where: the provider (and source) for error messages, e.g. ``"container: response"``.
+        token_field: the name of the session-token field.
+
+    Returns:
+        The credentials; ``expiration`` is an aware UTC datetime, or ``None`` when the
+        document has no ``Expiration``.
+
+    Raises:
+        CredentialsError: a required field is missing, empty or not a string, or
+            ``Expiration`` is not ISO 8601. The message names the field, never a value.
+    """
+    access_key = document.get("AccessKeyId")
+    secret_key = document.get("SecretAccessKey")
+    token = document.get(token_field)
+    raw_expiration = document.get("Expiration")
+    for field_name, value in (("AccessKeyId", access_key), ("SecretAccessKey", secret_key)):
+        if not isinstance(value, str) or not value:
+            raise CredentialsError(f"{where} lacks a string {field_name}")
+    for field_name, value in ((token_field, token), ("Expiration", raw_expiration)):
+        if value is not None and not isinstance(value, str):
+            raise CredentialsError(f"{where} has a non-string {field_name}")
+    assert isinstance(access_key, str) and isinstance(secret_key, str)
+    expiration = None
+    if isinstance(raw_expiration, str) and raw_expiration:
+        expiration = _parse_expiration(raw_expiration, f"{where}: Expiration")
+    return Credentials(
+        access_key=access_key,
+        secret_key=secret_key,
+        token=token if isinstance(token, str) and token else None,
+        expiration=expiration,
+    )
 
 
 def shared_credentials_path(environ: Mapping[str, str] | None = None) -> Path | None:
@@ -376,7 +587,7 @@ def _parse_expiration(value: str, where: str) -> datetime:
         parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
     except ValueError:
         raise CredentialsError(f"{where} is not an ISO 8601 timestamp: {value!r}") from None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+    return parsed.astimezone(UTC) if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
 # --------------------------------------------------------------------------------------------
@@ -388,19 +599,49 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+class Freshness(enum.Enum):
+    """How close memoised credentials are to their ``expiration``."""
+
+    FRESH = "fresh"
+    """No expiration, or more than the advisory window left: use as they are."""
+    ADVISORY = "advisory"
+    """Inside the advisory window: try to refresh, keep them if that fails."""
+    MANDATORY = "mandatory"
+    """Inside the mandatory window (or expired): refresh, and raise if that fails."""
+
+
 class CredentialChain:
     """Ask providers in order; the first one that returns credentials wins.
 
     Resolution is lazy (nothing happens until :meth:`resolve`), memoised and thread-safe: one
-    resolution is in flight at a time and concurrent callers wait for it. Credentials with an
-    ``expiration`` are resolved again, through the whole chain, once ``clock()`` is within
-    ``refresh_window`` of it; if that refresh fails while the old credentials have not expired
-    yet, the old ones are kept (with a warning), as botocore's advisory refresh does.
+    resolution is in flight at a time. Credentials with an ``expiration`` are refreshed from
+    the provider that produced them, following botocore's ``RefreshableCredentials``:
+
+    ============================  ==============================================================
+    time left before expiration   what :meth:`resolve` does
+    ============================  ==============================================================
+    > ``advisory_window``         return the memoised credentials
+    ``advisory``..``mandatory``   one caller refreshes; the others do not wait and get the
+                                  current credentials; if the refresh fails the current ones
+                                  are kept and a warning is logged
+    <= ``mandatory_window``       every caller waits for one refresh; its failure is raised
+    ============================  ==============================================================
+
+    Refreshed credentials that are already expired are refused (``CredentialsError``); ones
+    still inside the mandatory window are used, with a warning, and refreshed again at the
+    next call. Providers read their token files and run their processes again at each
+    refresh. See "Understand the credential provider chain" in the AWS SDKs and Tools
+    Reference Guide.
 
     Args:
         providers: the providers, in priority order.
         clock: returns the current time as an aware datetime (injectable for tests).
-        refresh_window: how long before expiration to refresh.
+        advisory_window: how long before expiration a refresh is tried (default 15 min).
+        mandatory_window: how long before expiration a refresh is required (default 10 min);
+            must not exceed ``advisory_window``.
+
+    Raises:
+        ValueError: ``mandatory_window`` is longer than ``advisory_window``.
     """
 
     def __init__(
@@ -408,13 +649,20 @@ class CredentialChain:
         providers: Sequence[CredentialProvider],
         *,
         clock: Callable[[], datetime] = _utc_now,
-        refresh_window: timedelta = DEFAULT_REFRESH_WINDOW,
+        advisory_window: timedelta = ADVISORY_REFRESH_WINDOW,
+        mandatory_window: timedelta = MANDATORY_REFRESH_WINDOW,
     ) -> None:
+        if mandatory_window > advisory_window:
+            raise ValueError(
+                f"mandatory_window ({mandatory_window}) exceeds advisory_window ({advisory_window})"
+            )
         self._providers = tuple(providers)
         self._clock = clock
-        self._refresh_window = refresh_window
+        self._advisory = advisory_window
+        self._mandatory = mandatory_window
         self._lock = threading.Lock()
         self._cached: Credentials | None = None
+        self._source: CredentialProvider | None = None
 
     @property
     def providers(self) -> tuple[CredentialProvider, ...]:
@@ -427,50 +675,103 @@ class CredentialChain:
         return [p.name for p in self._providers]
 
     def resolve(self) -> Credentials:
-        """Return credentials from the first provider that has them (memoised).
+        """Return current credentials (memoised, refreshed before they expire).
 
         Returns:
             The credentials.
 
         Raises:
-            CredentialsError: a provider is broken, or no provider had credentials (the
-                message lists the providers tried).
+            CredentialsError: a provider is broken; no provider had credentials (the message
+                lists the providers tried); or a refresh inside the mandatory window failed.
         """
         cached = self._cached
-        if cached is not None and not self._needs_refresh(cached):
-            return cached
-        with self._lock:
-            cached = self._cached
-            if cached is not None and not self._needs_refresh(cached):
+        if cached is not None:
+            state = self.freshness(cached)
+            if state is Freshness.FRESH:
                 return cached
-            try:
-                fresh = self._load()
-            except CredentialsError:
-                if cached is not None and not self._is_expired(cached):
-                    logger.warning(
-                        "refreshing credentials failed; using the current ones until they "
-                        "expire at %s",
-                        cached.expiration,
-                    )
+            if state is Freshness.ADVISORY:
+                # Someone else is refreshing: the current credentials are still good.
+                if not self._lock.acquire(blocking=False):
                     return cached
-                raise
-            self._cached = fresh
-            return fresh
+                try:
+                    return self._resolve_locked()
+                finally:
+                    self._lock.release()
+        with self._lock:
+            return self._resolve_locked()
+
+    def freshness(self, creds: Credentials) -> Freshness:
+        """Classify ``creds`` against ``clock()`` and the two windows."""
+        exp = self._expiration(creds)
+        if exp is None:
+            return Freshness.FRESH
+        left = exp - self._clock()
+        if left <= self._mandatory:
+            return Freshness.MANDATORY
+        if left <= self._advisory:
+            return Freshness.ADVISORY
+        return Freshness.FRESH
 
     def invalidate(self) -> None:
-        """Forget the memoised credentials; the next :meth:`resolve` asks the providers again.
+        """Forget the memoised credentials; the next :meth:`resolve` asks every provider again.
 
         For callers that learn credentials went stale early (e.g. an ``ExpiredToken`` error).
         """
         with self._lock:
             self._cached = None
+            self._source = None
 
-    def _load(self) -> Credentials:
+    def _resolve_locked(self) -> Credentials:
+        cached = self._cached
+        if cached is None or self._source is None:
+            fresh, source = self._load()
+            self._check_fresh(fresh, source)
+            self._cached, self._source = fresh, source
+            return fresh
+        state = self.freshness(cached)
+        if state is Freshness.FRESH:  # refreshed by the thread we waited for
+            return cached
+        source = self._source
+        try:
+            loaded = source.load()
+            if loaded is None:
+                raise CredentialsError(f"{source.name}: no longer has credentials")
+            self._check_fresh(loaded, source)
+        except CredentialsError as exc:
+            if state is Freshness.ADVISORY:
+                logger.warning(
+                    "refreshing credentials from %s failed (%s); using the current ones, "
+                    "which expire at %s",
+                    source.name,
+                    exc,
+                    cached.expiration,
+                )
+                return cached
+            raise
+        logger.debug("credentials refreshed by the %s provider", source.name)
+        self._cached = loaded
+        return loaded
+
+    def _check_fresh(self, creds: Credentials, source: CredentialProvider) -> None:
+        exp = self._expiration(creds)
+        if exp is None:
+            return
+        if self._clock() >= exp:
+            raise CredentialsError(f"{source.name}: returned credentials that expired at {exp}")
+        if self.freshness(creds) is Freshness.MANDATORY:
+            logger.warning(
+                "the %s provider returned credentials that expire soon (at %s); they will be "
+                "refreshed again at the next request",
+                source.name,
+                exp,
+            )
+
+    def _load(self) -> tuple[Credentials, CredentialProvider]:
         for provider in self._providers:
             creds = provider.load()
             if creds is not None:
                 logger.debug("credentials found by the %s provider", provider.name)
-                return creds
+                return creds, provider
         tried = ", ".join(self.provider_names) or "none"
         raise CredentialsError(
             f"no credentials found (providers tried: {tried}); set AWS_ACCESS_KEY_ID and "
@@ -483,29 +784,42 @@ class CredentialChain:
             exp = exp.replace(tzinfo=UTC)  # naive expirations are taken as UTC
         return exp
 
-    def _needs_refresh(self, creds: Credentials) -> bool:
-        exp = self._expiration(creds)
-        return exp is not None and self._clock() >= exp - self._refresh_window
-
-    def _is_expired(self, creds: Credentials) -> bool:
-        exp = self._expiration(creds)
-        return exp is not None and self._clock() >= exp
-
     def __repr__(self) -> str:
         return f"CredentialChain({self.provider_names!r})"
 
 
 def default_chain(environ: Mapping[str, str] | None = None) -> CredentialChain:
-    """The ambient chain: environment variables, then the shared files.
+    """The ambient chain, in the SDKs' order.
 
-    Later additions (web identity, ``credential_process``, container, IMDS) join this list in
-    the SDKs' order ("Understand the credential provider chain" in the AWS SDKs and Tools
-    Reference Guide).
+    1. :class:`EnvironmentProvider` (``AWS_ACCESS_KEY_ID``...);
+    2. :class:`~pos3lite.auth.sts.WebIdentityProvider` (``AWS_WEB_IDENTITY_TOKEN_FILE`` +
+       ``AWS_ROLE_ARN``, or ``web_identity_token_file`` + ``role_arn`` in the profile);
+    3. :class:`SharedFilesProvider` (static keys, then ``credential_process``);
+    4. :class:`~pos3lite.auth.providers_http.ContainerProvider` (ECS task role, EKS Pod
+       Identity);
+    5. :class:`~pos3lite.auth.providers_http.InstanceMetadataProvider` (EC2 IMDSv2).
+
+    See "Understand the credential provider chain" in the AWS SDKs and Tools Reference Guide.
+    Building the chain does no I/O; each provider looks at the environment when first asked.
 
     Args:
         environ: the environment; ``None`` reads :data:`os.environ` when credentials load.
+
+    Returns:
+        A new :class:`CredentialChain` (callers memoise it, one per profile).
     """
-    return CredentialChain([EnvironmentProvider(environ), SharedFilesProvider(environ)])
+    from .providers_http import ContainerProvider, InstanceMetadataProvider
+    from .sts import WebIdentityProvider
+
+    return CredentialChain(
+        [
+            EnvironmentProvider(environ),
+            WebIdentityProvider(environ),
+            SharedFilesProvider(environ),
+            ContainerProvider(environ),
+            InstanceMetadataProvider(environ),
+        ]
+    )
 
 
 def provider_for(

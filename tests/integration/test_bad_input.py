@@ -60,20 +60,32 @@ def test_malformed_urls_are_config_errors_naming_the_value(
 ) -> None:
     local = tmp_path / "local"
     files = sentinel_tree(local)
-    with pytest.raises(pos3lite.ConfigError) as info, pos3lite.mirror(
-        cache_root=tmp_path / "cache", show_progress=False
+    with (
+        pytest.raises(pos3lite.ConfigError) as info,
+        pos3lite.mirror(cache_root=tmp_path / "cache", show_progress=False),
     ):
         pos3lite.download(url, local=local, delete=True)
     assert named in str(info.value)
-    code, out, err = run(["download", url, "--local", str(local), "--delete",
-                          "--cache-root", str(tmp_path / "cache")], capsys)
+    code, out, err = run(
+        [
+            "download",
+            url,
+            "--local",
+            str(local),
+            "--delete",
+            "--cache-root",
+            str(tmp_path / "cache"),
+        ],
+        capsys,
+    )
     assert code == 1 and out == "" and "Traceback" not in err
     assert named in err or "s3:// URL" in err
     assert_untouched(local, files)
 
 
-def test_unknown_profile(s3_env: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                         monkeypatch: pytest.MonkeyPatch) -> None:
+def test_unknown_profile(
+    s3_env: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("POS3LITE_PROFILES_FILE", str(tmp_path / "profiles.toml"))
     code, out, err = run(["ls", "s3://nosuchprofile@bucket/x"], capsys)
     assert code == 1 and out == ""
@@ -90,8 +102,12 @@ def test_unknown_profile(s3_env: Any, tmp_path: Path, capsys: pytest.CaptureFixt
     ],
 )
 def test_invalid_profiles_toml(
-    content: str, named: str, s3_env: Any, tmp_path: Path,
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    content: str,
+    named: str,
+    s3_env: Any,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     path = tmp_path / "profiles.toml"
     path.write_text(content)
@@ -102,7 +118,9 @@ def test_invalid_profiles_toml(
 
 
 def test_unreadable_profiles_toml(
-    s3_env: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    s3_env: Any,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     path = tmp_path / "profiles.toml"
@@ -114,12 +132,20 @@ def test_unreadable_profiles_toml(
 
 
 def test_missing_credentials(
-    s3_server: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+    s3_server: Any,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE",
-                "AWS_WEB_IDENTITY_TOKEN_FILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
-                "AWS_CONTAINER_CREDENTIALS_FULL_URI"):
+    for var in (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_PROFILE",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    ):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
@@ -136,8 +162,18 @@ def test_a_file_where_a_folder_is_expected(
     put(oracle, bucket, "data/a.txt", b"a")
     local = tmp_path / "file.txt"
     local.write_bytes(b"not a folder")
-    code, out, err = run(["download", f"s3://{bucket}/data", "--local", str(local), "--delete",
-                          "--cache-root", str(tmp_path / "c")], capsys)
+    code, out, err = run(
+        [
+            "download",
+            f"s3://{bucket}/data",
+            "--local",
+            str(local),
+            "--delete",
+            "--cache-root",
+            str(tmp_path / "c"),
+        ],
+        capsys,
+    )
     assert code == 1 and out == "" and "Traceback" not in err
     assert str(local) in err
     assert local.read_bytes() == b"not a folder"
@@ -146,8 +182,18 @@ def test_a_file_where_a_folder_is_expected(
 def test_missing_bucket(s3_env: Any, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     local = tmp_path / "local"
     files = sentinel_tree(local)
-    code, out, err = run(["download", "s3://no-such-bucket-here/data", "--local", str(local),
-                          "--delete", "--cache-root", str(tmp_path / "c")], capsys)
+    code, out, err = run(
+        [
+            "download",
+            "s3://no-such-bucket-here/data",
+            "--local",
+            str(local),
+            "--delete",
+            "--cache-root",
+            str(tmp_path / "c"),
+        ],
+        capsys,
+    )
     assert code == 1 and out == "" and "Traceback" not in err
     assert "NoSuchBucket" in err and "no-such-bucket-here" in err
     assert_untouched(local, files)
@@ -158,24 +204,48 @@ def test_missing_remote_prefix_deletes_nothing(
 ) -> None:
     local = tmp_path / "local"
     files = sentinel_tree(local)
-    code, out, err = run(["download", f"s3://{bucket}/typo", "--local", str(local), "--delete",
-                          "--cache-root", str(tmp_path / "c")], capsys)
+    code, out, err = run(
+        [
+            "download",
+            f"s3://{bucket}/typo",
+            "--local",
+            str(local),
+            "--delete",
+            "--cache-root",
+            str(tmp_path / "c"),
+        ],
+        capsys,
+    )
     assert code == 1 and out == ""
     assert f"s3://{bucket}/typo" in err
     assert_untouched(local, files)
 
 
 def test_access_denied_names_the_bucket_and_deletes_nothing(
-    s3_env: Any, oracle: Any, bucket: str, tmp_path: Path,
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    s3_env: Any,
+    oracle: Any,
+    bucket: str,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     put(oracle, bucket, "data/remote-only.txt", b"r")
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", READ_ACCESS_KEY)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", READ_SECRET_KEY)
     local = tmp_path / "up"
     sentinel_tree(local)
-    code, out, err = run(["upload", f"s3://{bucket}/data", "--local", str(local), "--delete",
-                          "--cache-root", str(tmp_path / "c")], capsys)
+    code, out, err = run(
+        [
+            "upload",
+            f"s3://{bucket}/data",
+            "--local",
+            str(local),
+            "--delete",
+            "--cache-root",
+            str(tmp_path / "c"),
+        ],
+        capsys,
+    )
     assert code == 1 and out == "" and "Traceback" not in err
     assert "AccessDenied" in err and bucket in err
     assert READ_SECRET_KEY not in err
@@ -186,11 +256,21 @@ def test_upload_from_a_missing_folder(
     s3_env: Any, bucket: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     missing = tmp_path / "nope"
-    code, out, err = run(["upload", f"s3://{bucket}/data", "--local", str(missing),
-                          "--cache-root", str(tmp_path / "c")], capsys)
+    code, out, err = run(
+        [
+            "upload",
+            f"s3://{bucket}/data",
+            "--local",
+            str(missing),
+            "--cache-root",
+            str(tmp_path / "c"),
+        ],
+        capsys,
+    )
     assert code == 1 and out == "" and str(missing) in err
-    with pytest.raises(pos3lite.TransferError) as info, pos3lite.mirror(
-        cache_root=tmp_path / "c", show_progress=False
+    with (
+        pytest.raises(pos3lite.TransferError) as info,
+        pos3lite.mirror(cache_root=tmp_path / "c", show_progress=False),
     ):
         pos3lite.upload(f"s3://{bucket}/data", local=missing, interval=None)
     assert str(missing) in str(info.value)
@@ -206,8 +286,9 @@ def test_upload_from_a_missing_folder(
         ({"default_profile": "ghost"}, "ghost"),
     ],
 )
-def test_bad_mirror_arguments(kwargs: dict[str, Any], named: str, tmp_path: Path,
-                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_bad_mirror_arguments(
+    kwargs: dict[str, Any], named: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("POS3LITE_PROFILES_FILE", str(tmp_path / "profiles.toml"))
     with pytest.raises(ValueError) as info, pos3lite.mirror(cache_root=tmp_path, **kwargs):
         pass

@@ -97,14 +97,25 @@ class SeaweedFS:
             with open(log_path, "ab") as log:
                 proc = subprocess.Popen(
                     [
-                        weed_binary(), "-logtostderr", "mini",
-                        f"-dir={data}", "-ip=127.0.0.1", "-ip.bind=127.0.0.1",
-                        f"-s3.port={port}", f"-s3.config={ids_path}",
-                        "-master.telemetry=false", "-webdav=false", "-admin.ui=false",
-                        "-s3.port.iceberg=0", "-s3.port.lance=0",
-                        "-s3.allowDeleteBucketNotEmpty=false", "-s3.autoCreateBucket=false",
+                        weed_binary(),
+                        "-logtostderr",
+                        "mini",
+                        f"-dir={data}",
+                        "-ip=127.0.0.1",
+                        "-ip.bind=127.0.0.1",
+                        f"-s3.port={port}",
+                        f"-s3.config={ids_path}",
+                        "-master.telemetry=false",
+                        "-webdav=false",
+                        "-admin.ui=false",
+                        "-s3.port.iceberg=0",
+                        "-s3.port.lance=0",
+                        "-s3.allowDeleteBucketNotEmpty=false",
+                        "-s3.autoCreateBucket=false",
                     ],
-                    stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
                 )
             deadline = time.monotonic() + timeout
             while time.monotonic() < deadline and proc.poll() is None:

@@ -72,8 +72,18 @@ def test_import_is_light() -> None:
 
 def test_public_surface_is_pos3s_plus_errors() -> None:
     pos3_names = {
-        "mirror", "with_mirror", "download", "upload", "sync", "ls", "plan_download",
-        "plan_upload", "register_profile", "Profile", "TransferError", "TransferPlan",
+        "mirror",
+        "with_mirror",
+        "download",
+        "upload",
+        "sync",
+        "ls",
+        "plan_download",
+        "plan_upload",
+        "register_profile",
+        "Profile",
+        "TransferError",
+        "TransferPlan",
     }
     assert pos3_names <= set(pos3lite.__all__)
     for name in pos3lite.__all__:
@@ -85,7 +95,9 @@ def test_public_surface_is_pos3s_plus_errors() -> None:
 
 def test_runtime_dependencies_are_urllib3_and_tqdm_only() -> None:
     meta = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
-    names = sorted(d.split(">")[0].split("=")[0].split("<")[0].strip() for d in meta["dependencies"])
+    names = sorted(
+        d.split(">")[0].split("=")[0].split("<")[0].strip() for d in meta["dependencies"]
+    )
     assert names == ["tqdm", "urllib3"]
 
 

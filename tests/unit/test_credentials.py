@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import shlex
 import subprocess
 import sys
 import threading
@@ -17,6 +19,8 @@ from pos3lite.auth.credentials import (
     CredentialChain,
     CredentialProvider,
     EnvironmentProvider,
+    Freshness,
+    ProcessProvider,
     SharedFilesProvider,
     StaticProvider,
     default_chain,
@@ -30,6 +34,7 @@ from pos3lite.profiles import Profile
 
 SECRET = "wJalr%XUtnFEMI/K7MDENG+bPxRfiCYzEXAMPLE"
 TOKEN = "FwoGZXIvYXdzE%tokenvalue"
+AMBIENT = ["environment", "web-identity", "shared-credentials-file", "container", "imds"]
 
 
 @pytest.fixture(autouse=True)
@@ -187,7 +192,7 @@ region = ap-south-1
 
 [profile roleonly]
 region = us-west-2
-credential_process = /bin/true
+sso_session = corp
 """
 
 
@@ -198,7 +203,7 @@ credential_process = /bin/true
         ("default", Credentials("AKDEFAULT", SECRET)),
         ("work", Credentials("AKWORK", SECRET, TOKEN)),
         ("cfgkeys", Credentials("AKCONFIG", SECRET)),  # from "[profile cfgkeys]" in config
-        ("roleonly", None),  # no static keys: left for later providers
+        ("roleonly", None),  # no static keys, no process: left for later providers
     ],
 )
 def test_shared_files(home: Path, profile: str | None, expected: Credentials | None) -> None:
@@ -256,9 +261,10 @@ def test_shared_files_no_home(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setattr(pwd, "getpwuid", no_entry)
     assert SharedFilesProvider({}).load() is None
-    assert default_chain({}).provider_names == ["environment", "shared-credentials-file"]
-    with pytest.raises(CredentialsError, match="environment, shared-credentials-file"):
-        default_chain({}).resolve()
+    env = {"AWS_EC2_METADATA_DISABLED": "true"}
+    assert default_chain(env).provider_names == AMBIENT
+    with pytest.raises(CredentialsError, match=", ".join(AMBIENT)):
+        default_chain(env).resolve()
     assert resolve_region(None, {}) == "us-east-1"
 
 
@@ -300,6 +306,187 @@ def test_shared_files_percent_in_secret_is_literal(home: Path) -> None:
     )
     creds = SharedFilesProvider(env_for(home)).load()
     assert creds == Credentials("AK", SECRET, TOKEN)
+
+
+# --------------------------------------------------------------------------------------------
+# credential_process
+# --------------------------------------------------------------------------------------------
+
+PROCESS_SCRIPT = """
+import json, pathlib, sys, time
+spec = json.loads(pathlib.Path(sys.argv[1]).read_text())
+counter = pathlib.Path(sys.argv[1] + ".runs")
+counter.write_text(str(int(counter.read_text()) + 1 if counter.exists() else 1))
+time.sleep(spec.get("sleep", 0))
+sys.stdout.write(spec.get("stdout", ""))
+sys.stderr.write(spec.get("stderr", ""))
+sys.exit(spec.get("code", 0))
+"""
+
+
+def process_document(access_key: str = "AKPROC", **extra: object) -> str:
+    return json.dumps(
+        {
+            "Version": 1,
+            "AccessKeyId": access_key,
+            "SecretAccessKey": SECRET,
+            "SessionToken": TOKEN,
+            "Expiration": "2030-01-01T01:00:00Z",
+            **extra,
+        }
+    )
+
+
+class FakeProcess:
+    """A credential_process: sys.executable running a script driven by a JSON spec file."""
+
+    def __init__(self, root: Path) -> None:
+        self.script = write(root / "proc" / "fake_process.py", PROCESS_SCRIPT)
+        self.spec = root / "proc" / "spec.json"
+        self.set(stdout=process_document())
+
+    def set(self, **spec: object) -> None:
+        self.spec.write_text(json.dumps(spec))
+
+    @property
+    def command(self) -> str:
+        return shlex.join([sys.executable, str(self.script), str(self.spec)])
+
+    @property
+    def runs(self) -> int:
+        counter = Path(str(self.spec) + ".runs")
+        return int(counter.read_text()) if counter.exists() else 0
+
+
+def access_key(provider: CredentialProvider) -> str | None:
+    creds = provider.load()
+    return None if creds is None else creds.access_key
+
+
+@pytest.fixture
+def proc(tmp_path: Path) -> FakeProcess:
+    return FakeProcess(tmp_path)
+
+
+def test_credential_process(home: Path, proc: FakeProcess) -> None:
+    write(home / ".aws" / "config", f"[profile tool]\ncredential_process = {proc.command}\n")
+    creds = SharedFilesProvider(env_for(home, AWS_PROFILE="tool")).load()
+    expected = Credentials("AKPROC", SECRET, TOKEN, datetime(2030, 1, 1, 1, tzinfo=UTC))
+    assert creds == expected
+    assert ProcessProvider(proc.command).load() == expected
+    assert proc.runs == 2
+
+
+def test_credential_process_optional_fields(proc: FakeProcess) -> None:
+    proc.set(stdout=json.dumps({"Version": 1, "AccessKeyId": "AK", "SecretAccessKey": SECRET}))
+    assert ProcessProvider(proc.command).load() == Credentials("AK", SECRET)
+
+
+def test_credential_process_precedence(home: Path, proc: FakeProcess) -> None:
+    # botocore: credentials-file keys, then credential_process, then config-file keys.
+    write(
+        home / ".aws" / "config",
+        f"[default]\naws_access_key_id = AKCONF\naws_secret_access_key = {SECRET}\n"
+        f"credential_process = {proc.command}\n",
+    )
+    assert access_key(SharedFilesProvider(env_for(home))) == "AKPROC"
+    write(
+        home / ".aws" / "credentials",
+        f"[default]\naws_access_key_id = AKCRED\naws_secret_access_key = {SECRET}\n",
+    )
+    assert access_key(SharedFilesProvider(env_for(home))) == "AKCRED"
+    assert proc.runs == 1
+    # credential_process in the credentials file works too.
+    write(home / ".aws" / "credentials", f"[default]\ncredential_process = {proc.command}\n")
+    write(home / ".aws" / "config", "[default]\ncredential_process = /nonexistent/program\n")
+    assert access_key(SharedFilesProvider(env_for(home))) == "AKPROC"
+
+
+def test_credential_process_rerun_at_refresh(home: Path, proc: FakeProcess) -> None:
+    write(home / ".aws" / "config", f"[default]\ncredential_process = {proc.command}\n")
+    clock = Clock(datetime(2030, 1, 1, tzinfo=UTC))
+    chain = CredentialChain([SharedFilesProvider(env_for(home))], clock=clock)
+    assert chain.resolve().access_key == "AKPROC"
+    assert chain.resolve().access_key == "AKPROC"
+    assert proc.runs == 1
+    proc.set(stdout=process_document("AKNEXT", Expiration="2030-01-01T02:00:00Z"))
+    clock.now = datetime(2030, 1, 1, 0, 50, tzinfo=UTC)
+    assert chain.resolve().access_key == "AKNEXT"
+    assert proc.runs == 2
+
+
+@pytest.mark.parametrize(
+    ("spec", "fragments"),
+    [
+        (
+            {"stdout": process_document(), "stderr": "warming up\nvault is locked\n", "code": 3},
+            ["exited with status 3", "vault is locked"],
+        ),
+        ({"stdout": f"here you go: {SECRET} {TOKEN}"}, ["is not valid JSON"]),
+        ({"stdout": "[]"}, ["is not a JSON object"]),
+        ({"stdout": process_document(Version=2)}, ["Version 2", "only 1"]),
+        ({"stdout": process_document(Version=True)}, ["Version True"]),
+        ({"stdout": json.dumps({"Version": 1, "AccessKeyId": "AK"})}, ["SecretAccessKey"]),
+        ({"stdout": json.dumps({"Version": 1, "SecretAccessKey": SECRET})}, ["AccessKeyId"]),
+        ({"stdout": process_document(Expiration="later")}, ["Expiration"]),
+        ({"stdout": process_document(SessionToken=7)}, ["non-string SessionToken"]),
+    ],
+)
+def test_credential_process_broken(
+    home: Path,
+    proc: FakeProcess,
+    caplog: pytest.LogCaptureFixture,
+    spec: dict[str, object],
+    fragments: list[str],
+) -> None:
+    caplog.set_level("DEBUG")
+    proc.set(**spec)
+    write(home / ".aws" / "config", f"[profile tool]\ncredential_process = {proc.command}\n")
+    with pytest.raises(CredentialsError) as info:
+        SharedFilesProvider(env_for(home, AWS_PROFILE="tool")).load()
+    message = str(info.value)
+    assert message.startswith("credential-process: profile 'tool'")
+    for fragment in fragments:
+        assert fragment in message
+    assert str(proc.spec) not in message  # the program is named, its arguments are not
+    assert_no_secret(info.value)
+    assert SECRET not in caplog.text and TOKEN not in caplog.text
+
+
+def test_credential_process_timeout(proc: FakeProcess) -> None:
+    proc.set(sleep=5, stdout=process_document())
+    started = time.monotonic()
+    with pytest.raises(CredentialsError, match=r"did not finish within 0\.3 s"):
+        ProcessProvider(proc.command, timeout=0.3).load()
+    assert time.monotonic() - started < 4
+
+
+@pytest.mark.parametrize(
+    ("command", "fragment"),
+    [
+        ("/nonexistent/credential-helper --password hunter2", "cannot run '/nonexistent/"),
+        ("helper 'unbalanced --password hunter2", "cannot parse"),
+        ("   ", "is empty"),
+    ],
+)
+def test_credential_process_bad_command(command: str, fragment: str) -> None:
+    with pytest.raises(CredentialsError, match=fragment) as info:
+        ProcessProvider(command, profile="p").load()
+    assert "hunter2" not in str(info.value)
+    assert "credential-process: profile 'p'" in str(info.value)
+
+
+def test_credential_process_no_shell(proc: FakeProcess, tmp_path: Path) -> None:
+    marker = tmp_path / "shell-ran"
+    with pytest.raises(CredentialsError):
+        ProcessProvider(f"{proc.command}; touch {marker}").load()
+    assert not marker.exists()
+
+
+def test_process_provider_repr() -> None:
+    provider = ProcessProvider("helper --secret s3cr3t", profile="p")
+    assert "s3cr3t" not in repr(provider)
+    assert provider.name == "credential-process"
 
 
 # --------------------------------------------------------------------------------------------
@@ -380,33 +567,119 @@ class Clock:
 T0 = datetime(2030, 1, 1, tzinfo=UTC)
 
 
-def test_chain_refreshes_within_window() -> None:
+def test_chain_refreshes_within_advisory_window() -> None:
     clock = Clock(T0)
-    first = Credentials("AK1", SECRET, TOKEN, expiration=T0 + timedelta(minutes=30))
+    first = Credentials("AK1", SECRET, TOKEN, expiration=T0 + timedelta(minutes=60))
     second = Credentials("AK2", SECRET, TOKEN, expiration=T0 + timedelta(hours=2))
     provider = FakeProvider("imds", first)
-    chain = CredentialChain([provider], clock=clock, refresh_window=timedelta(minutes=5))
+    chain = CredentialChain([provider], clock=clock)
     assert chain.resolve() is first
     provider.result = second
-    clock.now = T0 + timedelta(minutes=24)  # 6 minutes left: still fine
+    clock.now = T0 + timedelta(minutes=44)  # 16 minutes left: still fine
     assert chain.resolve() is first
-    clock.now = T0 + timedelta(minutes=26)  # 4 minutes left: inside the window
+    clock.now = T0 + timedelta(minutes=46)  # 14 minutes left: inside the advisory window
     assert chain.resolve() is second
     assert provider.calls == 2
 
 
-def test_chain_keeps_unexpired_credentials_if_refresh_fails() -> None:
+def test_chain_advisory_failure_keeps_old_credentials(caplog: pytest.LogCaptureFixture) -> None:
     clock = Clock(T0)
-    first = Credentials("AK1", SECRET, expiration=T0 + timedelta(minutes=10))
+    first = Credentials("AK1", SECRET, TOKEN, expiration=T0 + timedelta(minutes=30))
     provider = FakeProvider("imds", first)
     chain = CredentialChain([provider], clock=clock)
     chain.resolve()
     provider.result = CredentialsError("imds: down")
-    clock.now = T0 + timedelta(minutes=7)  # in the window but not expired
-    assert chain.resolve() is first
-    clock.now = T0 + timedelta(minutes=11)  # expired: the failure surfaces
+    clock.now = T0 + timedelta(minutes=18)  # 12 minutes left: advisory
+    with caplog.at_level("DEBUG", logger="pos3lite"):
+        assert chain.resolve() is first
+    assert "imds: down" in caplog.text
+    assert any(r.levelname == "WARNING" for r in caplog.records)
+    assert SECRET not in caplog.text and TOKEN not in caplog.text
+    assert provider.calls == 2
+
+
+def test_chain_mandatory_failure_raises() -> None:
+    clock = Clock(T0)
+    first = Credentials("AK1", SECRET, expiration=T0 + timedelta(minutes=30))
+    provider = FakeProvider("imds", first)
+    chain = CredentialChain([provider], clock=clock)
+    chain.resolve()
+    provider.result = CredentialsError("imds: down")
+    clock.now = T0 + timedelta(minutes=21)  # 9 minutes left: mandatory
     with pytest.raises(CredentialsError, match="imds: down"):
         chain.resolve()
+    clock.now = T0 + timedelta(minutes=31)  # expired: still raised
+    with pytest.raises(CredentialsError, match="imds: down"):
+        chain.resolve()
+    provider.result = Credentials("AK2", SECRET, expiration=T0 + timedelta(hours=3))
+    assert chain.resolve().access_key == "AK2"  # recovers once the source does
+
+
+def test_chain_refreshes_from_the_source_provider() -> None:
+    clock = Clock(T0)
+    first = FakeProvider("first", None)
+    source = FakeProvider("source", Credentials("AK1", SECRET, expiration=T0 + timedelta(hours=1)))
+    chain = CredentialChain([first, source], clock=clock)
+    chain.resolve()
+    first.result = Credentials("AKNEW", SECRET)  # appears later: not consulted on refresh
+    source.result = Credentials("AK2", SECRET, expiration=T0 + timedelta(hours=2))
+    clock.now = T0 + timedelta(minutes=55)
+    assert chain.resolve().access_key == "AK2"
+    assert first.calls == 1
+    chain.invalidate()  # invalidate asks the whole chain again
+    assert chain.resolve().access_key == "AKNEW"
+
+
+def test_chain_source_that_goes_away() -> None:
+    clock = Clock(T0)
+    provider = FakeProvider(
+        "web-identity", Credentials("AK1", SECRET, expiration=T0 + timedelta(hours=1))
+    )
+    chain = CredentialChain([provider], clock=clock)
+    chain.resolve()
+    provider.result = None
+    clock.now = T0 + timedelta(minutes=55)
+    with pytest.raises(CredentialsError, match="web-identity: no longer has credentials"):
+        chain.resolve()
+
+
+def test_chain_refuses_expired_and_warns_on_short_lived(caplog: pytest.LogCaptureFixture) -> None:
+    clock = Clock(T0)
+    provider = FakeProvider("p", Credentials("AK", SECRET, expiration=T0 - timedelta(seconds=1)))
+    chain = CredentialChain([provider], clock=clock)
+    with pytest.raises(CredentialsError, match="p: returned credentials that expired"):
+        chain.resolve()
+    short = Credentials("AKS", SECRET, expiration=T0 + timedelta(minutes=5))
+    provider.result = short
+    with caplog.at_level("WARNING"):
+        assert chain.resolve() is short
+    assert "expire soon" in caplog.text
+    assert chain.resolve() is short
+    assert provider.calls == 3  # inside the mandatory window: asked again at each call
+
+
+def test_chain_windows_validated() -> None:
+    with pytest.raises(ValueError, match="mandatory_window"):
+        CredentialChain(
+            [], advisory_window=timedelta(minutes=1), mandatory_window=timedelta(minutes=2)
+        )
+
+
+@pytest.mark.parametrize(
+    ("left", "expected"),
+    [
+        (None, Freshness.FRESH),
+        (timedelta(minutes=16), Freshness.FRESH),
+        (timedelta(minutes=15), Freshness.ADVISORY),
+        (timedelta(minutes=11), Freshness.ADVISORY),
+        (timedelta(minutes=10), Freshness.MANDATORY),
+        (timedelta(minutes=-1), Freshness.MANDATORY),
+    ],
+)
+def test_chain_freshness_table(left: timedelta | None, expected: Freshness) -> None:
+    chain = CredentialChain([], clock=Clock(T0))
+    exp = None if left is None else T0 + left
+    assert chain.freshness(Credentials("AK", SECRET, expiration=exp)) is expected
 
 
 def test_chain_naive_expiration_taken_as_utc() -> None:
@@ -416,7 +689,10 @@ def test_chain_naive_expiration_taken_as_utc() -> None:
     chain = CredentialChain([provider], clock=clock)
     chain.resolve()
     chain.resolve()
-    assert provider.calls == 2  # within 5 minutes of expiry: always refreshed
+    assert provider.calls == 2  # one minute left (taken as UTC): asked again at each call
+    clock.now = datetime(2030, 1, 1, 0, 2, tzinfo=UTC)
+    with pytest.raises(CredentialsError, match="expired"):
+        chain.resolve()
 
 
 def test_chain_one_resolution_in_flight() -> None:
@@ -449,6 +725,56 @@ def test_chain_one_resolution_in_flight() -> None:
     assert results == [A] * 8
 
 
+@pytest.mark.parametrize(
+    ("minutes_left", "waiters_get"), [(12, "AK1"), (5, "AK2")], ids=["advisory", "mandatory"]
+)
+def test_chain_one_refresh_in_flight_under_8_threads(minutes_left: int, waiters_get: str) -> None:
+    clock = Clock(T0)
+    first = Credentials("AK1", SECRET, expiration=T0 + timedelta(hours=1))
+    second = Credentials("AK2", SECRET, expiration=T0 + timedelta(hours=2))
+    started = threading.Event()
+
+    class Slow:
+        name = "slow"
+
+        def __init__(self) -> None:
+            self.calls = 0
+            self.result = first
+
+        def load(self) -> Credentials:
+            self.calls += 1
+            if self.calls > 1:
+                started.set()
+                time.sleep(0.2)
+            return self.result
+
+    provider = Slow()
+    chain = CredentialChain([provider], clock=clock)
+    chain.resolve()
+    provider.result = second
+    clock.now = T0 + timedelta(hours=1) - timedelta(minutes=minutes_left)
+    results: list[str] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        got = chain.resolve().access_key
+        with lock:
+            results.append(got)
+
+    leader = threading.Thread(target=worker)
+    leader.start()
+    assert started.wait(5)
+    others = [threading.Thread(target=worker) for _ in range(7)]
+    for t in others:
+        t.start()
+    for t in [leader, *others]:
+        t.join()
+    assert provider.calls == 2  # one refresh, whatever the window
+    # Advisory: the 7 others do not wait and keep the current credentials; mandatory: they
+    # wait for the refresh.
+    assert sorted(results) == sorted(["AK2"] + [waiters_get] * 7)
+
+
 def test_chain_repr_has_no_secret() -> None:
     chain = CredentialChain([StaticProvider("AK", SECRET, TOKEN)])
     chain.resolve()
@@ -465,7 +791,7 @@ def test_default_chain_order(home: Path) -> None:
     write(home / ".aws" / "credentials", CREDS)
     env = env_for(home, AWS_ACCESS_KEY_ID="AKENV", AWS_SECRET_ACCESS_KEY=SECRET)
     chain = default_chain(env)
-    assert chain.provider_names == ["environment", "shared-credentials-file"]
+    assert chain.provider_names == AMBIENT
     assert chain.resolve().access_key == "AKENV"
     assert default_chain(env_for(home)).resolve().access_key == "AKDEFAULT"
 
@@ -488,7 +814,7 @@ def test_provider_for_ambient(home: Path, profile: Profile | None) -> None:
     env = env_for(home, AWS_ACCESS_KEY_ID="AKENV", AWS_SECRET_ACCESS_KEY=SECRET)
     chain = provider_for(profile, env)
     assert chain is not None
-    assert chain.provider_names == ["environment", "shared-credentials-file"]
+    assert chain.provider_names == AMBIENT
     assert chain.resolve().access_key == "AKENV"
 
 

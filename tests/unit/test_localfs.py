@@ -59,8 +59,9 @@ def test_walk_ignores_pos3lite_temp_files(tmp_path: Path) -> None:
     assert [e.key for e in walk(tmp_path).entries] == ["keep"]
 
 
-@pytest.mark.parametrize("key", ["../x", "a/../../x", "/etc/passwd", "a\\b", "a\x00b", "a//b",
-                                 "./a", ""])
+@pytest.mark.parametrize(
+    "key", ["../x", "a/../../x", "/etc/passwd", "a\\b", "a\x00b", "a//b", "./a", ""]
+)
 def test_safe_join_refuses_keys_that_escape(tmp_path: Path, key: str) -> None:
     with pytest.raises(UnsafeKeyError) as info:
         safe_join(tmp_path, key)

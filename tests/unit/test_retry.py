@@ -40,7 +40,9 @@ def okr(body: bytes = b"", headers: dict[str, str] | None = None) -> Response:
     return Response(200, h, chunks=iter([body]) if body else None)
 
 
-def scripted(*replies: Response | Exception | Callable[[Request], Response]) -> tuple[S3Client, MockTransport, list[float]]:
+def scripted(
+    *replies: Response | Exception | Callable[[Request], Response],
+) -> tuple[S3Client, MockTransport, list[float]]:
     queue = list(replies)
     sleeps: list[float] = []
 
@@ -53,8 +55,15 @@ def scripted(*replies: Response | Exception | Callable[[Request], Response]) -> 
         return nxt
 
     t = MockTransport(handler)
-    c = S3Client(t, region="us-east-1", endpoint="http://127.0.0.1:1", credentials=Static(),
-                 clock=lambda: NOW, sleep=sleeps.append, rand=lambda: 0.5)
+    c = S3Client(
+        t,
+        region="us-east-1",
+        endpoint="http://127.0.0.1:1",
+        credentials=Static(),
+        clock=lambda: NOW,
+        sleep=sleeps.append,
+        rand=lambda: 0.5,
+    )
     return c, t, sleeps
 
 
@@ -97,8 +106,9 @@ def test_backoff_is_exponential_full_jitter_capped_at_20s() -> None:
 
 
 def test_throttling_then_success_re_signs_each_attempt() -> None:
-    c, t, sleeps = scripted(err(503, "SlowDown"), err(500, "InternalError"),
-                            okr(headers={"etag": '"e"'}))
+    c, t, sleeps = scripted(
+        err(503, "SlowDown"), err(500, "InternalError"), okr(headers={"etag": '"e"'})
+    )
     info = c.head_object("bkt", "k")
     assert info.etag == "e"
     assert len(t.requests) == 3 and sleeps == [0.125, 0.25]
@@ -120,7 +130,7 @@ def test_non_retryable_errors_are_raised_at_once() -> None:
 
 
 def test_truncated_get_is_retried_and_the_output_rewound() -> None:
-    c, t, _ = scripted(
+    c, _t, _ = scripted(
         Response(200, {"content-length": "6"}, chunks=iter([b"abc"])),
         TransportError("connection reset"),
         Response(200, {"content-length": "6"}, chunks=iter([b"abcdef"])),
@@ -134,8 +144,9 @@ def test_truncated_get_is_retried_and_the_output_rewound() -> None:
 
 def test_checksum_mismatch_is_retried_then_raised() -> None:
     bad = '"' + "0" * 32 + '"'
-    replies = [Response(200, {"content-length": "3", "etag": bad}, chunks=iter([b"abc"]))
-               for _ in range(5)]
+    replies = [
+        Response(200, {"content-length": "3", "etag": bad}, chunks=iter([b"abc"])) for _ in range(5)
+    ]
     c, t, _ = scripted(*replies)
     out = io.BytesIO(b"")
     with pytest.raises(ChecksumMismatchError):
@@ -145,9 +156,13 @@ def test_checksum_mismatch_is_retried_then_raised() -> None:
 
 def test_md5_etag_is_not_checked_for_sse_kms() -> None:
     bad = '"' + "0" * 32 + '"'
-    c, _, _ = scripted(Response(200, {"content-length": "3", "etag": bad,
-                                      "x-amz-server-side-encryption": "aws:kms"},
-                                chunks=iter([b"abc"])))
+    c, _, _ = scripted(
+        Response(
+            200,
+            {"content-length": "3", "etag": bad, "x-amz-server-side-encryption": "aws:kms"},
+            chunks=iter([b"abc"]),
+        )
+    )
     assert c.get_object("bkt", "k", io.BytesIO()).encrypted is True
 
 
@@ -161,6 +176,7 @@ def test_put_body_is_rewound_for_each_attempt(tmp_path) -> None:  # type: ignore
             assert isinstance(r.body, bytes)
             bodies.append(r.body)
             return err(503, "SlowDown") if status == 503 else okr(headers={"etag": '"x"'})
+
         return h
 
     c, _, _ = scripted(capture(503), capture(200))
@@ -172,8 +188,9 @@ def test_put_body_is_rewound_for_each_attempt(tmp_path) -> None:  # type: ignore
 
 def test_clock_skew_is_corrected_from_the_date_header_once() -> None:
     date = "Fri, 02 Jan 2026 04:04:05 GMT"  # one hour ahead of NOW
-    c, t, sleeps = scripted(err(403, "RequestTimeTooSkewed", headers={"date": date}),
-                            okr(headers={"etag": '"e"'}))
+    c, t, sleeps = scripted(
+        err(403, "RequestTimeTooSkewed", headers={"date": date}), okr(headers={"etag": '"e"'})
+    )
     c.head_object("bkt", "k")
     assert t.requests[0].headers["x-amz-date"] == "20260102T030405Z"
     assert t.requests[1].headers["x-amz-date"] == "20260102T040405Z"

@@ -50,8 +50,9 @@ def ok(body: bytes = b"", headers: dict[str, str] | None = None, status: int = 2
     ],
 )
 def test_addressing_and_exact_paths(endpoint, style, bucket, key, url) -> None:  # type: ignore[no-untyped-def]
-    client, t = make(lambda r: ok(headers={"content-length": "3"}), endpoint=endpoint,
-                     addressing_style=style)
+    client, t = make(
+        lambda r: ok(headers={"content-length": "3"}), endpoint=endpoint, addressing_style=style
+    )
     client.head_object(bucket, key)
     sent = t.requests[0]
     assert sent.url == url
@@ -105,8 +106,12 @@ ERROR = (
     [
         (404, ERROR, NotFoundError, "NoSuchKey"),
         (404, b"", NotFoundError, "NotFound"),
-        (403, b"<Error><Code>SignatureDoesNotMatch</Code></Error>", AccessDeniedError,
-         "SignatureDoesNotMatch"),
+        (
+            403,
+            b"<Error><Code>SignatureDoesNotMatch</Code></Error>",
+            AccessDeniedError,
+            "SignatureDoesNotMatch",
+        ),
         (500, b"<Error><Code>InternalError</Code></Error>", S3Error, "InternalError"),
         (503, b"not xml", S3Error, "HTTP503"),
     ],
@@ -133,9 +138,15 @@ def test_get_object_streams_and_reports_bytes() -> None:
 
     def handler(r: Request) -> Response:
         assert r.headers["if-match"] == '"etag1"'
-        return Response(200, {"content-length": "15", "etag": '"etag1"',
-                              "last-modified": "Wed, 21 Oct 2015 07:28:00 GMT"},
-                        chunks=iter(chunks))
+        return Response(
+            200,
+            {
+                "content-length": "15",
+                "etag": '"etag1"',
+                "last-modified": "Wed, 21 Oct 2015 07:28:00 GMT",
+            },
+            chunks=iter(chunks),
+        )
 
     client, _ = make(handler)
     out = io.BytesIO()
@@ -155,8 +166,9 @@ def page(keys: list[str], token: str | None = None, prefixes: tuple[str, ...] = 
         "</Contents>"
         for k in keys
     )
-    cps = "".join(f"<CommonPrefixes><Prefix>{quote_plus(p)}</Prefix></CommonPrefixes>"
-                  for p in prefixes)
+    cps = "".join(
+        f"<CommonPrefixes><Prefix>{quote_plus(p)}</Prefix></CommonPrefixes>" for p in prefixes
+    )
     trunc = "true" if token else "false"
     nxt = f"<NextContinuationToken>{token}</NextContinuationToken>" if token else ""
     return (
@@ -183,7 +195,9 @@ def test_list_objects_paginates_with_continuation_tokens_and_decodes_keys() -> N
 
 def test_list_objects_with_delimiter_merges_prefixes_in_key_order() -> None:
     client, _ = make(lambda r: ok(page(["p/a", "p/c"], prefixes=("p/b/",))))
-    got = [o if isinstance(o, str) else o.key for o in client.list_objects("b", "p/", delimiter="/")]
+    got = [
+        o if isinstance(o, str) else o.key for o in client.list_objects("b", "p/", delimiter="/")
+    ]
     assert got == ["p/a", "p/b/", "p/c"]
 
 
