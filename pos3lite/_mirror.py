@@ -56,7 +56,7 @@ from .errors import (
     TransferError,
     UnsafeKeyError,
 )
-from .localfs import file_md5, walk
+from .localfs import file_md5, remove_stale_temps, walk
 from .profiles import Profile, effective_profile, resolve_profile
 from .progress import make_progress
 from .transfer import (
@@ -474,6 +474,10 @@ class _Mirror:
                 extra_failures=scan.unsafe,
                 config=self.transfer_config,
             )
+            if local.temp_files:
+                n = remove_stale_temps(local, now=time.time())
+                if n:
+                    logger.info("removed %d stale temporary file(s) under %s", n, target)
         finally:
             progress.close()
 

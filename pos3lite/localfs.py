@@ -35,12 +35,40 @@ from typing import BinaryIO
 from .engine.model import Entry
 from .urls import check_relative_key
 
-__all__ = ["TEMP_SUFFIX", "Walk", "file_md5", "safe_join", "walk", "write_atomic"]
+__all__ = [
+    "STALE_TEMP_SECONDS",
+    "TEMP_SUFFIX",
+    "Walk",
+    "file_md5",
+    "remove_stale_temps",
+    "safe_join",
+    "walk",
+    "write_atomic",
+]
 
 logger = logging.getLogger(__name__)
 
 #: Suffix of pos3lite's temporary files; files ending with it are never listed.
 TEMP_SUFFIX = ".pos3lite-tmp"
+#: A temporary file untouched this long (seconds) belongs to a writer that died (a hard kill
+#: or power loss); live writers touch theirs at least every read timeout.
+STALE_TEMP_SECONDS = 3600.0
+
+
+def remove_stale_temps(found: Walk, *, now: float, older_than: float = STALE_TEMP_SECONDS) -> int:
+    """Delete the temporary files in ``found`` last modified more than ``older_than``
+    seconds before ``now`` (epoch seconds); return how many were removed.
+
+    Fresh ones are left alone: another process mirroring into the same folder may be
+    writing them.
+    """
+    removed = 0
+    for path, mtime in found.temp_files:
+        if now - mtime > older_than:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+                removed += 1
+    return removed
 
 
 @dataclass(slots=True)
@@ -50,6 +78,7 @@ class Walk:
 
     entries: list[Entry] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    temp_files: list[tuple[str, float]] = field(default_factory=list)  # (path, mtime)
 
 
 def walk(root: Path, *, follow_dir_links: bool = True) -> Walk:
@@ -89,6 +118,8 @@ def _walk_dir(
     for de in scan:
         name = de.name
         if name.endswith(TEMP_SUFFIX):
+            with contextlib.suppress(OSError):
+                out.temp_files.append((de.path, de.stat(follow_symlinks=False).st_mtime))
             continue
         key = rel + name
         try:

@@ -233,12 +233,17 @@ class S3Client:
     ) -> Response:
         """Send a request with an in-memory body under the retry policy (see :meth:`send`).
 
-        Only the response head is covered by retries; a caller that streams the body and
-        wants retries there too wraps its whole operation in ``_attempts``.
+        The whole response body is read inside each attempt, so a reply cut short or stalled
+        is retried like any other transport failure. Returns a closed-over Response whose
+        :meth:`Response.read` gives the buffered body.
         """
-        return self._attempts(
-            lambda: self.send(method, bucket, key, query=query, headers=headers, body=body)
-        )
+
+        def once() -> Response:
+            with self.send(method, bucket, key, query=query, headers=headers, body=body) as resp:
+                data = resp.read()
+            return Response(resp.status, resp.headers, chunks=iter([data]))
+
+        return self._attempts(once)
 
     def send(
         self,
@@ -538,8 +543,9 @@ class S3Client:
     ) -> str:
         """CreateMultipartUpload; returns the UploadId. Raises S3Error/TransportError."""
         headers = {"content-type": content_type or "application/octet-stream"}
-        with self.request("POST", bucket, key, query=[("uploads", "")], headers=headers) as resp:
-            return s3xml.parse_initiate_multipart(resp.read())
+
+        resp = self.request("POST", bucket, key, query=[("uploads", "")], headers=headers)
+        return s3xml.parse_initiate_multipart(resp.read())
 
     def upload_part(
         self,

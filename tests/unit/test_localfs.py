@@ -170,3 +170,18 @@ def test_download_destinations_do_not_enter_symlinked_folders(tmp_path: Path) ->
     got = walk(root, follow_dir_links=False)
     assert [e.key for e in got.entries] == ["file-link", "own.txt"]
     assert got.skipped == ["linked/"]
+
+
+def test_stale_temp_files_are_found_and_only_old_ones_removed(tmp_path: Path) -> None:
+    from pos3lite.localfs import remove_stale_temps
+
+    old = tmp_path / "sub" / f".a.bin.0123456789ab{TEMP_SUFFIX}"
+    fresh = tmp_path / f".b.bin.ba9876543210{TEMP_SUFFIX}"
+    make_tree(
+        tmp_path, {"sub/a.bin": b"a", old.relative_to(tmp_path).as_posix(): b"x", fresh.name: b"y"}
+    )
+    os.utime(old, (1_000_000, 1_000_000))
+    found = walk(tmp_path)
+    assert sorted(p for p, _ in found.temp_files) == sorted([str(old), str(fresh)])
+    assert remove_stale_temps(found, now=fresh.stat().st_mtime + 10) == 1
+    assert not old.exists() and fresh.exists()
