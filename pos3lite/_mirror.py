@@ -36,12 +36,12 @@ import os
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 from .engine import diff as engine_diff
 from .engine.compare import make_compare
@@ -200,6 +200,7 @@ class _Mirror:
         compare: str,
         max_attempts: int = 5,
         timeout: tuple[float, float] = (10.0, 60.0),
+        payload_signing: str = "auto",
     ) -> None:
         self.cache_root = cache_root
         self.show_progress = show_progress
@@ -210,6 +211,7 @@ class _Mirror:
         self.transfer_config = TransferConfig()
         self.max_attempts = max_attempts
         self.timeout = timeout
+        self.payload_signing = payload_signing
         self.state = State.UNOPENED
         self._lock = threading.RLock()
         self._sync_lock = threading.Lock()
@@ -272,6 +274,7 @@ class _Mirror:
                 credentials=provider_for(profile),
                 addressing_style=profile.addressing_style if profile else "auto",
                 retry=Retry(max_attempts=self.max_attempts),
+                payload_signing=self.payload_signing,
             )
             self._clients[profile] = made
             return made
@@ -552,9 +555,7 @@ class _Mirror:
                     )
                 return existing.local_path
             self._check_conflicts(reg.url, p, self._downloads.values(), "upload", "download")
-            self._check_conflicts(
-                reg.url, p, self._uploads.values(), "upload", "upload", same_ok=False
-            )
+            self._check_conflicts(reg.url, p, self._uploads.values(), "upload", "upload")
             if local is None:
                 # The cache folder is ours: create it so the caller can write into it.
                 local_path.mkdir(parents=True, exist_ok=True)
@@ -567,10 +568,9 @@ class _Mirror:
         self,
         url: str,
         profile: Profile | None,
-        others: Any,
+        others: Iterable[_Download | _Upload],
         new_kind: str,
         old_kind: str,
-        same_ok: bool = False,
     ) -> None:
         for other in others:
             if other.profile == profile and _conflict(url, other.url):
@@ -906,6 +906,7 @@ def mirror(
     max_attempts: int = 5,
     connect_timeout: float = 10.0,
     read_timeout: float = 60.0,
+    payload_signing: str = "auto",
 ) -> Iterator[None]:
     """Open the mirror context (pos3-compatible); the context value is ``None``.
 
@@ -928,6 +929,9 @@ def mirror(
         connect_timeout: seconds to open a connection.
         read_timeout: seconds a socket may stay silent mid-request (an idle timeout, not a
             deadline: a slow transfer that keeps moving never times out).
+        payload_signing: ``"auto"`` signs each body's SHA-256 over plain HTTP and sends
+            ``UNSIGNED-PAYLOAD`` over HTTPS; ``"signed"`` / ``"unsigned"`` force one way
+            (cost: one SHA-256 pass over every uploaded byte, see benchmarks/RESULTS.md).
 
     Raises:
         MirrorStateError: another mirror is active in this process.
@@ -940,6 +944,10 @@ def mirror(
     make_compare(compare, exact_mtime=True)  # validates the name
     if not isinstance(max_attempts, int) or max_attempts < 1:
         raise ConfigError(f"max_attempts must be an int >= 1, got {max_attempts!r}")
+    if payload_signing not in ("auto", "signed", "unsigned"):
+        raise ConfigError(
+            f"payload_signing must be auto, signed or unsigned, got {payload_signing!r}"
+        )
     if not (connect_timeout > 0 and read_timeout > 0):
         raise ConfigError(
             f"timeouts must be > 0 seconds, got connect={connect_timeout!r} read={read_timeout!r}"
@@ -964,6 +972,7 @@ def mirror(
             compare=compare,
             max_attempts=max_attempts,
             timeout=(connect_timeout, read_timeout),
+            payload_signing=payload_signing,
         )
         m.start()
         _GLOBAL = m
@@ -1000,6 +1009,7 @@ def with_mirror(
     max_attempts: int = 5,
     connect_timeout: float = 10.0,
     read_timeout: float = 60.0,
+    payload_signing: str = "auto",
 ) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Decorator form of :func:`mirror`: each call of the function runs in a fresh mirror.
 
@@ -1020,6 +1030,7 @@ def with_mirror(
                 max_attempts=max_attempts,
                 connect_timeout=connect_timeout,
                 read_timeout=read_timeout,
+                payload_signing=payload_signing,
             ):
                 return fn(*args, **kwargs)
 

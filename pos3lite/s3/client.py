@@ -104,6 +104,8 @@ class S3Client:
         addressing_style: ``"auto"``, ``"path"`` or ``"virtual"``.
         clock: returns the current time as an aware UTC datetime (injected for tests).
         retry: the retry policy (attempts, backoff); default 5 attempts.
+        payload_signing: ``"auto"`` (sign the body's SHA-256 over plain HTTP, send
+            ``UNSIGNED-PAYLOAD`` over HTTPS), ``"signed"`` or ``"unsigned"`` everywhere.
         sleep, rand: injected ``time.sleep`` and ``random.random`` (tests).
     """
 
@@ -117,6 +119,7 @@ class S3Client:
         addressing_style: str = "auto",
         clock: Callable[[], datetime] | None = None,
         retry: Retry | None = None,
+        payload_signing: str = "auto",
         sleep: Callable[[float], None] = time.sleep,
         rand: Callable[[], float] = random.random,
     ) -> None:
@@ -140,6 +143,13 @@ class S3Client:
             self._custom = False
         self._style = addressing_style
         self.retry = retry or Retry()
+        if payload_signing not in ("auto", "signed", "unsigned"):
+            raise ValueError(
+                f"payload_signing must be auto, signed or unsigned, got {payload_signing!r}"
+            )
+        self._sign_payload = payload_signing == "signed" or (
+            payload_signing == "auto" and self._scheme == "http"
+        )
         self._sleep = sleep
         self._rand = rand
         self._clock_offset = 0.0  # seconds added to the clock (learnt from a skew error)
@@ -273,7 +283,7 @@ class S3Client:
         if isinstance(body, bytes):
             hdrs["content-length"] = str(len(body))
         if payload_hash is None:
-            if self._scheme == "https":
+            if not self._sign_payload:
                 payload_hash = sigv4.UNSIGNED_PAYLOAD
             elif isinstance(body, bytes):
                 payload_hash = hashlib.sha256(body).hexdigest()
@@ -504,7 +514,7 @@ class S3Client:
         body: _FileSlice,
         content_type: str | None,
     ) -> str:
-        md5, sha = body.digests(sha256=self._scheme == "http")
+        md5, sha = body.digests(sha256=self._sign_payload)
         headers = {
             "content-length": str(body.length),
             "content-md5": base64.b64encode(md5).decode("ascii"),

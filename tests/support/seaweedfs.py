@@ -87,6 +87,12 @@ class SeaweedFS:
                 },
             ]
         }
+        # One volume per new bucket (weed's default grows 7 per collection, so ~10 buckets
+        # exhaust mini's volume budget: "No writable volumes and no free volumes left").
+        # weed reads master.toml from its working directory.
+        (self.workdir / "master.toml").write_text(
+            "[master.volume_growth]\ncopy_1 = 1\ncopy_2 = 2\ncopy_3 = 3\ncopy_other = 1\n"
+        )
         ids_path = self.workdir / "identities.json"
         ids_path.write_text(json.dumps(identities))
         data = self.workdir / "data"
@@ -112,7 +118,9 @@ class SeaweedFS:
                         "-s3.port.lance=0",
                         "-s3.allowDeleteBucketNotEmpty=false",
                         "-s3.autoCreateBucket=false",
+                        "-volume.max=2000",
                     ],
+                    cwd=self.workdir,
                     stdout=log,
                     stderr=subprocess.STDOUT,
                     stdin=subprocess.DEVNULL,
