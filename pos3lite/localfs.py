@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import logging
 import os
 import secrets
@@ -42,6 +43,7 @@ __all__ = [
     "file_md5",
     "remove_stale_temps",
     "safe_join",
+    "temp_path_for",
     "walk",
     "write_atomic",
 ]
@@ -169,11 +171,31 @@ def safe_join(root: Path, key: str) -> Path:
     return root.joinpath(*key.rstrip("/").split("/"))
 
 
+_TOKEN: list[str] = []
+_COUNTER = itertools.count()
+
+
+def temp_path_for(target: Path) -> Path:
+    """A temporary path beside ``target``: ``.<name>.<token><n>.pos3lite-tmp``.
+
+    Unique per call: a random token per process (drawn once) and a counter, so two
+    processes sharing a folder, or two threads, never share a temporary file. The name is
+    kept within NAME_MAX (255 bytes) even for a long target name.
+    """
+    if not _TOKEN:
+        _TOKEN.append(secrets.token_hex(4))
+    stem = target.name
+    while len(os.fsencode(stem)) > 200:
+        stem = stem[:-1]
+    return target.with_name(f".{stem}.{_TOKEN[0]}{next(_COUNTER):x}{TEMP_SUFFIX}")
+
+
 def write_atomic(
     target: Path,
     fill: Callable[[BinaryIO], None],
     *,
     mtime: float | None = None,
+    make_parents: bool = True,
 ) -> None:
     """Create or replace ``target`` atomically with the bytes ``fill(f)`` writes into ``f``.
 
@@ -181,14 +203,11 @@ def write_atomic(
     unique per call so concurrent writers never share one), the mtime is set (seconds since
     the epoch) and the file is ``os.replace``-d over ``target``. On any exception the
     temporary file is removed and the exception propagates; ``target`` is left untouched.
-    Parent folders are created as needed.
+    Parent folders are created unless ``make_parents`` is false (the caller made them).
     """
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # Keep the temporary name within NAME_MAX (255 bytes) even for a long target name.
-    stem = target.name
-    while len(os.fsencode(stem)) > 200:
-        stem = stem[:-1]
-    tmp = target.with_name(f".{stem}.{secrets.token_hex(6)}{TEMP_SUFFIX}")
+    if make_parents:
+        target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = temp_path_for(target)
     try:
         with open(tmp, "xb") as f:
             fill(f)

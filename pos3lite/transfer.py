@@ -33,7 +33,6 @@ import contextlib
 import hashlib
 import logging
 import os
-import secrets
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -44,7 +43,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from .engine.model import Action, Entry, Plan
 from .errors import ChecksumMismatchError, KeyConflictError, S3Error, TransferError
-from .localfs import TEMP_SUFFIX, safe_join, write_atomic
+from .localfs import safe_join, temp_path_for, write_atomic
 from .progress import Progress
 
 if TYPE_CHECKING:
@@ -251,7 +250,7 @@ class _RangedDownload:
         self.batch, self.client, self.bucket, self.key = batch, client, bucket, key
         self.target, self.src, self.config, self.progress = target, src, config, progress
         self.restarts = restarts
-        self.tmp = target.with_name(f".{target.name}.{secrets.token_hex(6)}{TEMP_SUFFIX}")
+        self.tmp = temp_path_for(target)
         self.lock = threading.Lock()
         self.error: BaseException | None = None
         self.ranges: list[tuple[int, int]] = []
@@ -395,14 +394,31 @@ def _multipart_count(etag: str) -> int:
 
 
 def _download_small(
-    client: S3Client, bucket: str, key: str, target: Path, src: Entry | None, progress: Progress
+    client: S3Client,
+    bucket: str,
+    key: str,
+    target: Path,
+    src: Entry | None,
+    progress: Progress,
+    *,
+    make_parents: bool = True,
 ) -> None:
     got: list[float] = []
 
     def fill(f: BinaryIO) -> None:
-        got.append(client.get_object(bucket, key, f, on_bytes=progress.update).last_modified)
+        got.append(
+            client.get_object(
+                bucket,
+                key,
+                f,
+                on_bytes=progress.update,
+                size_hint=src.size if src is not None else None,
+            ).last_modified
+        )
 
-    write_atomic(target, fill, mtime=src.mtime if src is not None else None)
+    write_atomic(
+        target, fill, mtime=src.mtime if src is not None else None, make_parents=make_parents
+    )
     if got and src is not None and int(got[0]) != int(src.mtime):
         # The object changed between LIST and GET: stamp what we actually fetched.
         os.utime(target, (got[0], got[0]))
@@ -442,10 +458,17 @@ def execute_download(
             if src is not None and src.size >= cfg.multipart_threshold:
                 _RangedDownload(batch, client, bucket, key, target, src, cfg, progress).start()
             else:
-                _download_small(client, bucket, key, target, src, progress)
+                _download_small(client, bucket, key, target, src, progress, make_parents=False)
         except Exception as exc:
             logger.error("failed to download s3://%s/%s: %s", bucket, key, exc)
             raise
+
+    # Make every parent folder once, here, rather than once per file in the workers.
+    parents = {safe_join(local_root, a.key).parent for a in plan.copies if not a.key.endswith("/")}
+    for folder in sorted(parents, key=lambda p: len(p.parts)):
+        # A file in the way makes that file's copy fail, and it is reported there.
+        with contextlib.suppress(OSError):
+            folder.mkdir(parents=True, exist_ok=True)
 
     failures = list(extra_failures)
     failures += [

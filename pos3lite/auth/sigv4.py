@@ -32,6 +32,7 @@ argument, and functions return new objects instead of changing their inputs.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import hmac
 import re
@@ -383,6 +384,12 @@ def signing_key(*, secret_key: str, date: str, region: str, service: str) -> byt
     """
     if not _DATE_RE.fullmatch(date):
         raise ValueError(f"signing key date must be YYYYMMDD, got {date!r}")
+    return _derive_key(secret_key, date, region, service)
+
+
+@functools.lru_cache(maxsize=32)
+def _derive_key(secret_key: str, date: str, region: str, service: str) -> bytes:
+    # The key changes once a day per region and service: derive it once, not per request.
     key = _hmac(("AWS4" + secret_key).encode("utf-8"), date)
     key = _hmac(key, region)
     key = _hmac(key, service)

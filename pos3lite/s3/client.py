@@ -64,6 +64,7 @@ __all__ = ["CredentialSource", "ObjectInfo", "S3Client"]
 ByteCallback = Callable[[int], None]
 
 _HASH_BLOCK = 1024 * 1024
+_PRELOAD_MAX = 1024 * 1024  # bodies up to this size are read in one call
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
 
@@ -249,9 +250,9 @@ class S3Client:
         """
 
         def once() -> Response:
-            with self.send(method, bucket, key, query=query, headers=headers, body=body) as resp:
-                data = resp.read()
-            return Response(resp.status, resp.headers, chunks=iter([data]))
+            return self.send(
+                method, bucket, key, query=query, headers=headers, body=body, preload=True
+            )
 
         return self._attempts(once)
 
@@ -265,8 +266,10 @@ class S3Client:
         headers: Mapping[str, str] | None = None,
         body: Body = None,
         payload_hash: str | None = None,
+        preload: bool = False,
     ) -> Response:
-        """Sign and send one request, one attempt; return the response on 2xx (body unread).
+        """Sign and send one request, one attempt; return the response on 2xx (body unread,
+        or already buffered with ``preload``).
 
         ``key`` is the decoded object key (``None`` for bucket operations). For a streamed
         ``body`` pass ``content-length`` in ``headers`` and, over HTTP, its ``payload_hash``.
@@ -306,7 +309,7 @@ class S3Client:
         url = f"{self._scheme}://{host}{path}"
         if query:
             url += "?" + sigv4.canonical_query(query)
-        response = self._transport.send(Request(method, url, hdrs, body))
+        response = self._transport.send(Request(method, url, hdrs, body, preload=preload))
         if response.status >= 300:
             try:
                 raise self._error(response, bucket, key)
@@ -421,6 +424,7 @@ class S3Client:
         on_bytes: ByteCallback | None = None,
         byte_range: tuple[int, int] | None = None,
         part_number: int | None = None,
+        size_hint: int | None = None,
     ) -> GetResult:
         """GetObject streamed into the binary file ``out`` from its current position.
 
@@ -430,6 +434,8 @@ class S3Client:
             on_bytes: progress callback; gets a negative count when an attempt rewinds.
             byte_range: ``(first, last)`` byte offsets, inclusive (HTTP Range, RFC 9110).
             part_number: fetch one part of a multipart object (``?partNumber=N``).
+            size_hint: the expected size in bytes (from the listing); bodies up to 1 MiB
+                are read in one go instead of streamed.
 
         Returns:
             GetResult with the bytes written, the ETag, LastModified and the MD5 (hex) of the
@@ -449,6 +455,7 @@ class S3Client:
             headers["range"] = f"bytes={byte_range[0]}-{byte_range[1]}"
         query = [("partNumber", str(part_number))] if part_number is not None else []
         whole = byte_range is None and part_number is None
+        preload = size_hint is not None and size_hint <= _PRELOAD_MAX
         start = out.tell()
         reported = [0]
 
@@ -461,7 +468,9 @@ class S3Client:
             reported[0] = 0
 
         def once() -> GetResult:
-            with self.send("GET", bucket, key, query=query, headers=headers) as resp:
+            with self.send(
+                "GET", bucket, key, query=query, headers=headers, preload=preload
+            ) as resp:
                 expected = int(resp.headers.get("content-length", "-1"))
                 md5 = hashlib.md5(usedforsecurity=False)
                 written = 0

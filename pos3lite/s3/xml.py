@@ -9,12 +9,13 @@ client on first use, never by ``import pos3lite``.
 from __future__ import annotations
 
 import calendar
+import functools
 import re
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from urllib.parse import unquote_plus
-from xml.sax.saxutils import escape
 
 __all__ = [
     "DeleteResult",
@@ -72,17 +73,12 @@ class DeleteResult:
     errors: tuple[tuple[str, str, str], ...]
 
 
-def _strip_ns(root: ET.Element) -> None:
-    # S3 answers in the 2006-03-01 namespace; some compatible stores omit it.
-    for el in root.iter():
-        if el.tag.startswith("{"):
-            el.tag = el.tag.split("}", 1)[1]
-
-
-def _parse(body: bytes) -> ET.Element:
+def _parse(body: bytes) -> tuple[ET.Element, str, str]:
+    """Parse ``body``; return the root, its namespace prefix (``"{uri}"`` or ``""``; S3
+    answers in the 2006-03-01 namespace, some compatible stores in none) and its local tag."""
     root = ET.fromstring(body)
-    _strip_ns(root)
-    return root
+    ns = root.tag[: root.tag.index("}") + 1] if root.tag.startswith("{") else ""
+    return root, ns, root.tag[len(ns) :]
 
 
 def _text(el: ET.Element | None, name: str) -> str:
@@ -92,21 +88,35 @@ def _text(el: ET.Element | None, name: str) -> str:
     return child.text or "" if child is not None else ""
 
 
+def escape(text: str) -> str:
+    """Escape ``&``, ``<`` and ``>`` for XML character data."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 _ISO_RE = re.compile(
     r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.(\d+))?(Z|[+-]\d{2}:?\d{2})?$"
 )
 
 
+@functools.lru_cache(maxsize=4096)
 def parse_iso8601(value: str) -> float:
     """Parse an S3 timestamp such as ``2026-11-21T23:03:25.000Z`` to epoch seconds (float).
 
-    Raises ValueError naming the value if it is not ISO 8601.
+    Raises ValueError naming the value if it is not ISO 8601. Cached: a listing repeats the
+    same LastModified second many times.
     """
-    m = _ISO_RE.match(value.strip())
+    text = value.strip()
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        parsed = None
+    if parsed is not None and parsed.tzinfo is not None:
+        return parsed.timestamp()
+    m = _ISO_RE.match(text)
     if not m:
         raise ValueError(f"not an ISO 8601 timestamp: {value!r}")
-    y, mo, d, h, mi, s, frac, tz = m.groups()
-    seconds: float = calendar.timegm((int(y), int(mo), int(d), int(h), int(mi), int(s), 0, 0, 0))
+    y, mo, d, h, mi, sec, frac, tz = m.groups()
+    seconds: float = calendar.timegm((int(y), int(mo), int(d), int(h), int(mi), int(sec), 0, 0, 0))
     if frac:
         seconds += float("0." + frac)
     if tz and tz != "Z":
@@ -136,26 +146,28 @@ def parse_list_objects_v2(body: bytes, *, url_encoded: bool = True) -> ListPage:
     decoded the way S3 encodes them (form encoding: ``+`` is a space, ``%2B`` a plus).
     Raises ValueError when the body is not a ListBucketResult.
     """
-    root = _parse(body)
-    if root.tag != "ListBucketResult":
-        raise ValueError(f"expected ListBucketResult, got <{root.tag}>")
+    root, ns, tag = _parse(body)
+    if tag != "ListBucketResult":
+        raise ValueError(f"expected ListBucketResult, got <{tag}>")
 
     def dec(s: str) -> str:
-        return unquote_plus(s) if url_encoded else s
+        return unquote_plus(s) if url_encoded and ("%" in s or "+" in s) else s
 
+    cut = len(ns)
     objects = []
-    for c in root.findall("Contents"):
+    for c in root.iterfind(ns + "Contents"):
+        fields = {child.tag[cut:]: child.text or "" for child in c}
         objects.append(
             ObjectInfo(
-                key=dec(_text(c, "Key")),
-                size=int(_text(c, "Size") or 0),
-                last_modified=parse_iso8601(_text(c, "LastModified")),
-                etag=_text(c, "ETag").strip('"'),
+                key=dec(fields.get("Key", "")),
+                size=int(fields.get("Size") or 0),
+                last_modified=parse_iso8601(fields.get("LastModified", "")),
+                etag=fields.get("ETag", "").strip('"'),
             )
         )
-    prefixes = tuple(dec(_text(p, "Prefix")) for p in root.findall("CommonPrefixes"))
-    truncated = _text(root, "IsTruncated").lower() == "true"
-    token = _text(root, "NextContinuationToken") or None
+    prefixes = tuple(dec(_text(p, ns + "Prefix")) for p in root.iterfind(ns + "CommonPrefixes"))
+    truncated = _text(root, ns + "IsTruncated").lower() == "true"
+    token = _text(root, ns + "NextContinuationToken") or None
     if truncated and token is None:
         raise ValueError("ListObjectsV2 page is truncated but has no NextContinuationToken")
     return ListPage(tuple(objects), prefixes, token if truncated else None)
@@ -166,16 +178,16 @@ def parse_error(body: bytes) -> ErrorInfo | None:
     if not body.strip():
         return None
     try:
-        root = _parse(body)
+        root, ns, tag = _parse(body)
     except ET.ParseError:
         return None
-    if root.tag != "Error":
+    if tag != "Error":
         return None
     return ErrorInfo(
-        code=_text(root, "Code"),
-        message=_text(root, "Message"),
-        request_id=_text(root, "RequestId"),
-        region=_text(root, "Region"),
+        code=_text(root, ns + "Code"),
+        message=_text(root, ns + "Message"),
+        request_id=_text(root, ns + "RequestId"),
+        region=_text(root, ns + "Region"),
     )
 
 
@@ -197,24 +209,23 @@ def build_delete_objects(keys: Sequence[str], *, quiet: bool = True) -> bytes:
 
 def parse_delete_result(body: bytes) -> DeleteResult:
     """Parse a DeleteObjects result: deleted keys and per-key (key, code, message) errors."""
-    root = _parse(body)
-    if root.tag != "DeleteResult":
-        raise ValueError(f"expected DeleteResult, got <{root.tag}>")
-    deleted = tuple(_text(d, "Key") for d in root.findall("Deleted"))
+    root, ns, tag = _parse(body)
+    if tag != "DeleteResult":
+        raise ValueError(f"expected DeleteResult, got <{tag}>")
+    deleted = tuple(_text(d, ns + "Key") for d in root.iterfind(ns + "Deleted"))
     errors = tuple(
-        (_text(e, "Key"), _text(e, "Code"), _text(e, "Message")) for e in root.findall("Error")
+        (_text(e, ns + "Key"), _text(e, ns + "Code"), _text(e, ns + "Message"))
+        for e in root.iterfind(ns + "Error")
     )
     return DeleteResult(deleted, errors)
 
 
 def parse_initiate_multipart(body: bytes) -> str:
     """The UploadId of a CreateMultipartUpload result. Raises ValueError if absent."""
-    root = _parse(body)
-    upload_id = _text(root, "UploadId")
-    if root.tag != "InitiateMultipartUploadResult" or not upload_id:
-        raise ValueError(
-            f"expected InitiateMultipartUploadResult with an UploadId, got <{root.tag}>"
-        )
+    root, ns, tag = _parse(body)
+    upload_id = _text(root, ns + "UploadId")
+    if tag != "InitiateMultipartUploadResult" or not upload_id:
+        raise ValueError(f"expected InitiateMultipartUploadResult with an UploadId, got <{tag}>")
     return upload_id
 
 
@@ -241,7 +252,7 @@ def build_complete_multipart(parts: Sequence[tuple[int, str]]) -> bytes:
 
 def parse_complete_multipart(body: bytes) -> str:
     """The ETag (no quotes) of a CompleteMultipartUpload result. Raises ValueError."""
-    root = _parse(body)
-    if root.tag != "CompleteMultipartUploadResult":
-        raise ValueError(f"expected CompleteMultipartUploadResult, got <{root.tag}>")
-    return _text(root, "ETag").strip('"')
+    root, ns, tag = _parse(body)
+    if tag != "CompleteMultipartUploadResult":
+        raise ValueError(f"expected CompleteMultipartUploadResult, got <{tag}>")
+    return _text(root, ns + "ETag").strip('"')

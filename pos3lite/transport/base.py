@@ -60,7 +60,8 @@ class Request:
     ``url`` is ``scheme://host[:port]/path[?query]`` with path and query already encoded
     exactly as signed. ``headers`` includes ``Authorization``; its repr hides it.
     ``timeout`` is ``(connect, read)`` in seconds; ``read`` bounds the idle time between
-    bytes, not the whole request.
+    bytes, not the whole request. ``preload`` asks the transport to read the whole body
+    before returning (for small bodies: one read, the connection released at once).
     """
 
     method: str
@@ -68,6 +69,7 @@ class Request:
     headers: Mapping[str, str] = field(default_factory=dict)
     body: Body = None
     timeout: tuple[float, float] | None = None
+    preload: bool = False
 
     def __repr__(self) -> str:
         return f"Request({self.method} {self.url.split('?', 1)[0]})"
@@ -149,7 +151,14 @@ class MockTransport:
         if body is not None and not isinstance(body, bytes):
             length = int(request.headers.get("content-length", "-1"))
             body = body.read(length) if length >= 0 else body.read()
-            request = Request(request.method, request.url, request.headers, body, request.timeout)
+            request = Request(
+                request.method,
+                request.url,
+                request.headers,
+                body,
+                request.timeout,
+                request.preload,
+            )
         self.requests.append(request)
         return self._handler(request)
 

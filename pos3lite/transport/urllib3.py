@@ -73,8 +73,10 @@ class Urllib3Transport:
         self._lock = threading.Lock()
         self._ssl_context: ssl.SSLContext | None = None
         self._ca_bundle = ca_bundle
+        self._pools: dict[tuple[str, str], urllib3.HTTPConnectionPool] = {}
+        self._timeouts: dict[tuple[float, float], urllib3.Timeout] = {}
         self._manager = urllib3.PoolManager(
-            num_pools=16,
+            num_pools=64,  # >= the endpoints one mirror talks to; pools are cached below
             maxsize=max_connections,
             block=False,
             retries=False,
@@ -106,31 +108,31 @@ class Urllib3Transport:
             ReadTimeoutError: no byte arrived within the read timeout.
             TransportError: any other failure before a complete response head arrived.
         """
-        parts = urlsplit(request.url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise TransportError(f"unsupported URL {request.url.split('?', 1)[0]!r}")
-        target = parts.path or "/"
-        if parts.query:
-            target += "?" + parts.query
-        connect, read = request.timeout or self._timeout
-        pool = self._pool(parts.scheme, parts.hostname, parts.port)
-        body = request.body
+        pool, target = self._route(request.url)
+        timeout = self._timeouts.get(request.timeout or self._timeout)
+        if timeout is None:
+            connect, read = request.timeout or self._timeout
+            timeout = urllib3.Timeout(connect=connect, read=read)
+            self._timeouts[request.timeout or self._timeout] = timeout
         with _translate(request):
             raw = pool.urlopen(
                 request.method,
                 target,
-                body=body,
+                body=request.body,
                 headers=dict(request.headers),
                 retries=False,
                 redirect=False,
                 assert_same_host=False,
-                preload_content=False,
+                preload_content=request.preload,
                 decode_content=False,
                 chunked=False,
-                timeout=urllib3.Timeout(connect=connect, read=read),
+                timeout=timeout,
                 body_pos=None,
             )
-        state = {"done": False}
+        if request.preload:
+            # The body is read and the connection back in the pool already.
+            return Response(raw.status, Headers(raw.headers), chunks=iter((raw.data,)))
+        state = {"done": request.method == "HEAD"}
 
         def chunks() -> Iterator[bytes]:
             with _translate(request):
@@ -143,12 +145,24 @@ class Urllib3Transport:
                 raw.close()
             raw.release_conn()
 
-        if request.method == "HEAD":
-            state["done"] = True
         return Response(raw.status, Headers(raw.headers), chunks=chunks(), on_close=on_close)
+
+    def _route(self, url: str) -> tuple[urllib3.HTTPConnectionPool, str]:
+        """The pool for ``url``'s origin and the request target (path and query as given)."""
+        scheme, sep, rest = url.partition("://")
+        netloc, slash, tail = rest.partition("/")
+        pool = self._pools.get((scheme, netloc))
+        if pool is None:
+            parts = urlsplit(url)
+            if not sep or scheme not in ("http", "https") or not parts.hostname:
+                raise TransportError(f"unsupported URL {url.split('?', 1)[0]!r}")
+            pool = self._pool(scheme, parts.hostname, parts.port)
+            self._pools[(scheme, netloc)] = pool
+        return pool, "/" + tail if slash else "/"
 
     def close(self) -> None:
         """Close every pooled connection."""
+        self._pools.clear()
         self._manager.clear()
 
 
