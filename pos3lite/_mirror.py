@@ -56,7 +56,7 @@ from .errors import (
     TransferError,
     UnsafeKeyError,
 )
-from .localfs import file_md5, remove_stale_temps, walk
+from .localfs import Walk, file_md5, remove_stale_temps, walk
 from .profiles import Profile, effective_profile, resolve_profile
 from .progress import make_progress
 from .transfer import (
@@ -432,8 +432,12 @@ class _Mirror:
 
     def _perform_download(self, url: S3URL, reg: _Download, *, missing_ok: bool) -> None:
         client = self.client(reg.profile)
-        scan = self._scan_remote(client, url)
         target = reg.local_path
+        # Walk the local side while the remote side is listed (the two are independent).
+        walking = (
+            self.executor.submit(walk, target, follow_dir_links=False) if target.is_dir() else None
+        )
+        scan = self._scan_remote(client, url)
         if scan.obj is not None:
             self._download_object(client, url, scan.obj, target)
             return
@@ -447,7 +451,7 @@ class _Mirror:
                 f"local path {str(target)!r} is a file, but {url.normalized()} is a prefix "
                 "(a folder is expected)"
             )
-        local = walk(target, follow_dir_links=False)
+        local = walking.result() if walking is not None else Walk()
         dst = local.entries
         if self.compare == "checksum":
             dst = self._with_md5(dst, target)
@@ -590,8 +594,9 @@ class _Mirror:
         if root.is_file():
             self._upload_file(client, url, root)
             return
-        local = walk(root)
+        walking = self.executor.submit(walk, root)  # overlaps with the remote listing
         remote = self._scan_remote(client, S3URL(url.bucket, key_prefix, url.profile))
+        local = walking.result()
         src = local.entries
         if self.compare == "checksum":
             src = self._with_md5(src, root)

@@ -256,6 +256,7 @@ class _RangedDownload:
         self.ranges: list[tuple[int, int]] = []
         self.digests: list[str] = []
         self.encrypted = False
+        self.composite = False
         self.remaining = 0
         self.moved = 0
 
@@ -269,6 +270,8 @@ class _RangedDownload:
             if info.size > 0 and -(-size // info.size) == parts_count:
                 part = info.size
         self.ranges = [(off, min(off + part, size) - 1) for off in range(0, size, part)]
+        # Per-range MD5s only help when they line up with the parts (composite ETag).
+        self.composite = bool(parts_count) and len(self.ranges) == parts_count
         self.digests = [""] * len(self.ranges)
         self.remaining = len(self.ranges)
         self.target.parent.mkdir(parents=True, exist_ok=True)
@@ -295,6 +298,7 @@ class _RangedDownload:
                         if_match=self.src.etag or None,
                         byte_range=(first, last),
                         on_bytes=self.on_bytes,
+                        want_md5=self.composite,
                     )
                 if got.size != last - first + 1:
                     raise ChecksumMismatchError(

@@ -425,6 +425,7 @@ class S3Client:
         byte_range: tuple[int, int] | None = None,
         part_number: int | None = None,
         size_hint: int | None = None,
+        want_md5: bool = True,
     ) -> GetResult:
         """GetObject streamed into the binary file ``out`` from its current position.
 
@@ -436,6 +437,8 @@ class S3Client:
             part_number: fetch one part of a multipart object (``?partNumber=N``).
             size_hint: the expected size in bytes (from the listing); bodies up to 1 MiB
                 are read in one go instead of streamed.
+            want_md5: compute the MD5 of a range or part (``GetResult.md5``); a whole object
+                is always hashed, since it is verified against its ETag.
 
         Returns:
             GetResult with the bytes written, the ETag, LastModified and the MD5 (hex) of the
@@ -472,11 +475,12 @@ class S3Client:
                 "GET", bucket, key, query=query, headers=headers, preload=preload
             ) as resp:
                 expected = int(resp.headers.get("content-length", "-1"))
-                md5 = hashlib.md5(usedforsecurity=False)
+                md5 = hashlib.md5(usedforsecurity=False) if whole or want_md5 else None
                 written = 0
                 for chunk in resp.iter_bytes():
                     out.write(chunk)
-                    md5.update(chunk)
+                    if md5 is not None:
+                        md5.update(chunk)
                     written += len(chunk)
                     if on_bytes is not None:
                         on_bytes(len(chunk))
@@ -486,7 +490,7 @@ class S3Client:
                         f"body of s3://{bucket}/{key} cut short: {written} of {expected} bytes"
                     )
                 info = _object_info(key, resp, size=written)
-                digest = md5.hexdigest()
+                digest = md5.hexdigest() if md5 is not None else ""
                 encrypted = _encrypted(resp)
                 if whole and _md5_etag(info.etag, resp) and digest != info.etag.lower():
                     raise ChecksumMismatchError(f"s3://{bucket}/{key}", info.etag, digest)
