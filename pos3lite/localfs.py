@@ -209,10 +209,12 @@ def write_atomic(
         target.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_path_for(target)
     try:
-        with open(tmp, "xb") as f:
+        # Unbuffered: each write is one syscall, and no isatty/seek probing on open.
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o666)
+        with open(fd, "wb", buffering=0) as f:
             fill(f)
-        if mtime is not None:
-            os.utime(tmp, (mtime, mtime))
+            if mtime is not None:
+                os.utime(fd, (mtime, mtime))
         os.replace(tmp, target)
     except BaseException:
         with contextlib.suppress(OSError):

@@ -724,7 +724,8 @@ class _FileSlice:
         length: int,
         on_bytes: ByteCallback | None,
     ) -> None:
-        self._f = open(path, "rb")  # noqa: SIM115 - closed by close()/__exit__
+        # Unbuffered: reads go straight to the kernel in the caller's block size.
+        self._f = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by close()/__exit__
         self._offset = offset
         self.length = length
         self._on_bytes = on_bytes

@@ -8,9 +8,11 @@ request's SigV4 signature is checked.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import urllib.request
@@ -49,6 +51,10 @@ def free_base_port() -> int:
 
 
 def weed_binary() -> str:
+    """The ``weed`` executable of this interpreter's environment, else the one on PATH."""
+    beside = Path(sys.executable).parent / "weed"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
     found = shutil.which("weed")
     if found:
         return found
