@@ -291,6 +291,12 @@ class EnvironmentProvider:
         return "EnvironmentProvider()"
 
 
+#: Profile keys that name an identity pos3lite cannot assume (role chaining, SSO).
+_UNSUPPORTED_KEYS = frozenset(
+    {"role_arn", "source_profile", "credential_source", "sso_session", "sso_start_url"}
+)
+
+
 class SharedFilesProvider:
     """Credentials for ``AWS_PROFILE`` from the shared credentials and config files.
 
@@ -308,10 +314,11 @@ class SharedFilesProvider:
     Files are read with interpolation off. See the AWS SDKs and Tools Reference Guide, "Shared
     config and credentials files" and "Process credential provider".
 
-    A section with none of these (``role_arn`` with ``source_profile``, ``sso_session``,
-    ``web_identity_token_file``...) yields ``None``: ``web_identity_token_file`` is the
-    business of :class:`~pos3lite.auth.sts.WebIdentityProvider`, earlier in the chain; the
-    others are not supported.
+    A section with none of these yields ``None`` when it is empty or holds
+    ``web_identity_token_file`` (the business of :class:`~pos3lite.auth.sts.WebIdentityProvider`,
+    earlier in the chain), and raises CredentialsError when it names an identity pos3lite
+    cannot assume (``role_arn`` with ``source_profile``/``credential_source``, SSO), rather
+    than let a later provider supply another identity.
 
     Args:
         environ: the environment to read; ``None`` reads :data:`os.environ` at each
@@ -364,7 +371,21 @@ class SharedFilesProvider:
                         command, profile=profile, timeout=self._process_timeout
                     ).load()
         if conf_section is not None:
-            return self._from_section(*conf_section)
+            creds = self._from_section(*conf_section)
+            if creds is not None:
+                return creds
+        for found in (cred_section, conf_section):
+            if found is not None:
+                unsupported = _UNSUPPORTED_KEYS.intersection(found[0].keys())
+                if unsupported and "web_identity_token_file" not in found[0]:
+                    # Falling through to a container or instance role would act as another
+                    # identity than the one the profile names: refuse instead.
+                    raise CredentialsError(
+                        f"{self.name}: profile {profile!r} in {found[1]} uses "
+                        f"{', '.join(sorted(unsupported))}, which pos3lite does not support; "
+                        "export temporary keys into the environment (for example with "
+                        "`aws configure export-credentials --format env`)"
+                    )
         return None
 
     def _section(

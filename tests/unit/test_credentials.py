@@ -203,10 +203,13 @@ sso_session = corp
         ("default", Credentials("AKDEFAULT", SECRET)),
         ("work", Credentials("AKWORK", SECRET, TOKEN)),
         ("cfgkeys", Credentials("AKCONFIG", SECRET)),  # from "[profile cfgkeys]" in config
-        ("roleonly", None),  # no static keys, no process: left for later providers
+        # role_arn / SSO: refused (a later provider would act as another identity)
+        ("roleonly", CredentialsError),
     ],
 )
-def test_shared_files(home: Path, profile: str | None, expected: Credentials | None) -> None:
+def test_shared_files(
+    home: Path, profile: str | None, expected: Credentials | type[Exception]
+) -> None:
     write(home / ".aws" / "credentials", CREDS)
     write(home / ".aws" / "config", CONFIG)
     env = env_for(home)
@@ -214,7 +217,11 @@ def test_shared_files(home: Path, profile: str | None, expected: Credentials | N
         env["AWS_PROFILE"] = profile
     provider = SharedFilesProvider(env)
     assert provider.name == "shared-credentials-file"
-    assert provider.load() == expected
+    if isinstance(expected, type):
+        with pytest.raises(expected, match=r"role_arn|sso_session"):
+            provider.load()
+    else:
+        assert provider.load() == expected
 
 
 def test_shared_files_credentials_file_wins_over_config(home: Path) -> None:
@@ -934,3 +941,28 @@ def test_no_io_at_import() -> None:
         [sys.executable, "-c", code], cwd=root, capture_output=True, text=True, check=False
     )
     assert done.returncode == 0, done.stderr
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "role_arn = arn:aws:iam::123456789012:role/r\nsource_profile = base\n",
+        "sso_session = corp\nsso_account_id = 1\n",
+        "credential_source = Ec2InstanceMetadata\nrole_arn = arn:aws:iam::1:role/r\n",
+    ],
+)
+def test_profiles_naming_unsupported_identities_are_refused_not_skipped(
+    tmp_path: Path, body: str
+) -> None:
+    from pos3lite.auth.credentials import SharedFilesProvider
+
+    config = tmp_path / "config"
+    config.write_text("[profile assumed]\n" + body)
+    env = {
+        "AWS_PROFILE": "assumed",
+        "AWS_CONFIG_FILE": str(config),
+        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "none"),
+    }
+    with pytest.raises(CredentialsError, match="does not support") as info:
+        SharedFilesProvider(env).load()
+    assert "assumed" in str(info.value)
