@@ -430,22 +430,26 @@ class _Mirror:
             reg.ready.set()
         return local_path
 
-    def _perform_download(self, url: S3URL, reg: _Download, *, missing_ok: bool) -> None:
-        client = self.client(reg.profile)
-        target = reg.local_path
+    def _plan_download(
+        self,
+        client: S3Client,
+        url: S3URL,
+        target: Path,
+        *,
+        delete: bool,
+        exclude: Sequence[str],
+        what: str,
+    ) -> tuple[_RemoteScan, Walk, Plan | None]:
+        """Scan both sides of a download and plan it; the one planner behind
+        :meth:`download` and :meth:`plan_download`, so a plan shows exactly what a
+        download would do. The plan is ``None`` for an exact object or nothing found."""
         # Walk the local side while the remote side is listed (the two are independent).
         walking = (
             self.executor.submit(walk, target, follow_dir_links=False) if target.is_dir() else None
         )
         scan = self._scan_remote(client, url)
-        if scan.obj is not None:
-            self._download_object(client, url, scan.obj, target)
-            return
-        if not scan.found:
-            if not missing_ok:
-                raise RemoteNotFoundError(url.normalized() + ("/" if url.key.endswith("/") else ""))
-            target.mkdir(parents=True, exist_ok=True)
-            return
+        if scan.obj is not None or not scan.found:
+            return scan, Walk(), None
         if target.exists() and not target.is_dir():
             raise ConfigError(
                 f"local path {str(target)!r} is a file, but {url.normalized()} is a prefix "
@@ -459,11 +463,41 @@ class _Mirror:
             scan.entries,
             dst,
             exact_mtime=True,
+            delete=delete,
+            exclude=exclude,
+            protected=local.skipped,
+            what=what,
+        )
+        return scan, local, plan
+
+    def _object_changed(self, obj: Entry, target: Path) -> bool:
+        """Whether the local file ``target`` differs from the object ``obj`` (or is absent)."""
+        if not target.is_file():
+            return True
+        st = target.stat()
+        md5 = file_md5(target) if self.compare == "checksum" else None
+        mine = Entry(obj.key, st.st_size, st.st_mtime, md5)
+        return make_compare(self.compare, exact_mtime=True).differs(obj, mine) is not None
+
+    def _perform_download(self, url: S3URL, reg: _Download, *, missing_ok: bool) -> None:
+        client = self.client(reg.profile)
+        target = reg.local_path
+        scan, local, plan = self._plan_download(
+            client,
+            url,
+            target,
             delete=reg.delete,
             exclude=reg.exclude,
-            protected=local.skipped,
             what=f"download {url.normalized()}",
         )
+        if scan.obj is not None:
+            self._download_object(client, url, scan.obj, target)
+            return
+        if plan is None:
+            if not missing_ok:
+                raise RemoteNotFoundError(url.normalized() + ("/" if url.key.endswith("/") else ""))
+            target.mkdir(parents=True, exist_ok=True)
+            return
         total = sum(a.src.size for a in plan.copies if a.src is not None)
         progress = make_progress(self.show_progress, total, f"Downloading {url.normalized()}")
         try:
@@ -494,13 +528,8 @@ class _Mirror:
                 "Download",
                 [KeyConflictError(url.key, f"is an object but {str(target)!r} is a folder")],
             )
-        if target.is_file():
-            st = target.stat()
-            mine = Entry(obj.key, st.st_size, st.st_mtime)
-            if self.compare == "checksum":
-                mine = Entry(obj.key, st.st_size, st.st_mtime, file_md5(target))
-            if make_compare(self.compare, exact_mtime=True).differs(obj, mine) is None:
-                return
+        if not self._object_changed(obj, target):
+            return
         progress = make_progress(self.show_progress, obj.size, f"Downloading {url.normalized()}")
         try:
             download_object(
@@ -594,23 +623,9 @@ class _Mirror:
         if root.is_file():
             self._upload_file(client, url, root)
             return
-        walking = self.executor.submit(walk, root)  # overlaps with the remote listing
-        remote = self._scan_remote(client, S3URL(url.bucket, key_prefix, url.profile))
-        local = walking.result()
-        src = local.entries
-        if self.compare == "checksum":
-            src = self._with_md5(src, root)
-        plan = self._plan(
-            src,
-            remote.entries,
-            exact_mtime=False,
-            delete=reg.delete,
-            exclude=reg.exclude,
-            protected=local.skipped,
-            what=f"upload {reg.url}",
+        plan = self._plan_upload(
+            client, url, root, delete=reg.delete, exclude=reg.exclude, what=f"upload {reg.url}"
         )
-        if remote.unsafe and plan.deletes:
-            plan = Plan(plan.copies, (), plan.conflicts, plan.fallbacks, plan.unchanged)
         total = sum(a.src.size for a in plan.copies if a.src is not None)
         progress = make_progress(self.show_progress, total, f"Uploading {reg.url}")
         try:
@@ -629,6 +644,39 @@ class _Mirror:
             )
         finally:
             progress.close()
+
+    def _plan_upload(
+        self,
+        client: S3Client,
+        url: S3URL,
+        root: Path,
+        *,
+        delete: bool,
+        exclude: Sequence[str],
+        what: str,
+    ) -> Plan:
+        """Scan both sides of an upload of the folder ``root`` and plan it; the one planner
+        behind upload syncs and :meth:`plan_upload`."""
+        key_prefix = url.prefix + "/" if url.prefix else ""
+        walking = self.executor.submit(walk, root)  # overlaps with the remote listing
+        remote = self._scan_remote(client, S3URL(url.bucket, key_prefix, url.profile))
+        local = walking.result()
+        src = local.entries
+        if self.compare == "checksum":
+            src = self._with_md5(src, root)
+        plan = self._plan(
+            src,
+            remote.entries,
+            exact_mtime=False,
+            delete=delete,
+            exclude=exclude,
+            protected=local.skipped,
+            what=what,
+        )
+        if remote.unsafe and plan.deletes:
+            # Keys we refused to read make the remote listing incomplete for deleting.
+            plan = Plan(plan.copies, (), plan.conflicts, plan.fallbacks, plan.unchanged)
+        return plan
 
     def _upload_file(self, client: S3Client, url: S3URL, path: Path) -> None:
         """Upload one local file to the URL's key (an upload registered on a file path)."""
@@ -783,34 +831,20 @@ class _Mirror:
         url = parse_s3_url(remote)
         p = effective_profile(url.profile, profile, self.default_profile)
         target = self._local_path(url, local, p)
-        client = self.client(p)
-        scan = self._scan_remote(client, url)
-        if scan.obj is not None:
-            changed = True
-            if target.is_file():
-                st = target.stat()
-                mine = Entry(scan.obj.key, st.st_size, st.st_mtime)
-                cmp = make_compare(self.compare, exact_mtime=True)
-                if self.compare == "checksum":
-                    mine = Entry(mine.key, mine.size, mine.mtime, file_md5(target))
-                changed = cmp.differs(scan.obj, mine) is not None
-            pairs = [(f"s3://{url.bucket}/{url.key}", str(target))] if changed else []
-            return TransferPlan(pairs, [])
-        if not scan.found:
-            raise RemoteNotFoundError(url.normalized())
-        local_walk = walk(target, follow_dir_links=False) if target.is_dir() else None
-        dst = local_walk.entries if local_walk else []
-        if self.compare == "checksum":
-            dst = self._with_md5(dst, target)
-        plan = self._plan(
-            scan.entries,
-            dst,
-            exact_mtime=True,
+        scan, _, plan = self._plan_download(
+            self.client(p),
+            url,
+            target,
             delete=delete,
             exclude=exclude or (),
-            protected=local_walk.skipped if local_walk else (),
             what=f"plan {url.normalized()}",
         )
+        if scan.obj is not None:
+            changed = self._object_changed(scan.obj, target)
+            pairs = [(f"s3://{url.bucket}/{url.key}", str(target))] if changed else []
+            return TransferPlan(pairs, [])
+        if plan is None:
+            raise RemoteNotFoundError(url.normalized())
         copies = [
             (f"s3://{url.bucket}/{scan.key_prefix}{a.key}", str(target.joinpath(*a.key.split("/"))))
             for a in plan.copies
@@ -837,20 +871,13 @@ class _Mirror:
         root = self._local_path(url, local, p)
         if not root.exists():
             raise FileNotFoundError(f"upload source does not exist: {str(root)!r}")
-        client = self.client(p)
         key_prefix = url.prefix + "/" if url.prefix else ""
-        local_walk = walk(root)
-        remote_scan = self._scan_remote(client, S3URL(url.bucket, key_prefix, url.profile))
-        src = local_walk.entries
-        if self.compare == "checksum":
-            src = self._with_md5(src, root)
-        plan = self._plan(
-            src,
-            remote_scan.entries,
-            exact_mtime=False,
+        plan = self._plan_upload(
+            self.client(p),
+            url,
+            root,
             delete=delete,
             exclude=exclude or (),
-            protected=local_walk.skipped,
             what=f"plan {url.normalized()}",
         )
         copies = [

@@ -378,8 +378,8 @@ class S3Client:
         any page raises (S3Error / TransportError), so a partial listing is never mistaken
         for a complete one.
         """
-        token: str | None = None
-        while True:
+
+        def query_for(token: str | None) -> list[tuple[str, str]]:
             query = [("list-type", "2"), ("encoding-type", "url"), ("max-keys", str(page_size))]
             if prefix:
                 query.append(("prefix", prefix))
@@ -387,7 +387,19 @@ class S3Client:
                 query.append(("delimiter", delimiter))
             if token:
                 query.append(("continuation-token", token))
-            page = self._attempts(functools.partial(self._list_page, bucket, query))
+            return query
+
+        def fetch(token: str | None) -> bytes:
+            return self._attempts(functools.partial(self._list_body, bucket, query_for(token)))
+
+        # Pages are chained by continuation tokens, so they come one after another; the next
+        # page is fetched (on a helper thread) while this one is parsed and consumed.
+        body = fetch(None)
+        while True:
+            peeked = s3xml.peek_continuation_token(body)
+            # A consumer that stops early leaves the helper to finish and its page unused.
+            ahead = _Prefetch(fetch, peeked) if peeked else None
+            page = s3xml.parse_list_objects_v2(body)
             if delimiter:
                 merged: list[tuple[str, ObjectInfo | str]] = [(o.key, o) for o in page.objects]
                 merged += [(p, p) for p in page.common_prefixes]
@@ -396,13 +408,16 @@ class S3Client:
                     yield item
             else:
                 yield from page.objects
-            token = page.next_token
-            if token is None:
+            if page.next_token is None:
                 return
+            if ahead is not None and page.next_token == peeked:
+                body = ahead.result()
+            else:  # the quick peek disagreed with the parser: trust the parser
+                body = fetch(page.next_token)
 
-    def _list_page(self, bucket: str, query: list[tuple[str, str]]) -> s3xml.ListPage:
-        with self.send("GET", bucket, None, query=query) as resp:
-            return s3xml.parse_list_objects_v2(resp.read())
+    def _list_body(self, bucket: str, query: list[tuple[str, str]]) -> bytes:
+        with self.send("GET", bucket, None, query=query, preload=True) as resp:
+            return resp.read()
 
     def head_object(self, bucket: str, key: str, *, part_number: int | None = None) -> ObjectInfo:
         """HeadObject: size, ETag and LastModified of one object (bytes, epoch seconds).
@@ -692,6 +707,31 @@ def _object_info(key: str, resp: Response, *, size: int | None = None) -> Object
         last_modified=s3xml.parse_http_date(last_modified) if last_modified else 0.0,
         etag=resp.headers.get("etag", "").strip('"'),
     )
+
+
+class _Prefetch:
+    """Runs ``fetch(token)`` on a daemon thread; :meth:`result` returns it or raises."""
+
+    def __init__(self, fetch: Callable[[str | None], bytes], token: str) -> None:
+        self._done = threading.Event()
+        self._value = b""
+        self._error: BaseException | None = None
+
+        def run() -> None:
+            try:
+                self._value = fetch(token)
+            except BaseException as exc:
+                self._error = exc
+            finally:
+                self._done.set()
+
+        threading.Thread(target=run, name="pos3lite-list-prefetch", daemon=True).start()
+
+    def result(self) -> bytes:
+        self._done.wait()
+        if self._error is not None:
+            raise self._error
+        return self._value
 
 
 def _md5_etag(etag: str, resp: Response) -> bool:

@@ -31,6 +31,7 @@ __all__ = [
     "parse_initiate_multipart",
     "parse_iso8601",
     "parse_list_objects_v2",
+    "peek_continuation_token",
 ]
 
 
@@ -137,6 +138,28 @@ def parse_http_date(value: str) -> float:
         return parsedate_to_datetime(value).timestamp()
     except (TypeError, ValueError, IndexError) as exc:
         raise ValueError(f"not an HTTP date: {value!r}") from exc
+
+
+_TRUNCATED_RE = re.compile(rb"<IsTruncated>\s*true\s*</IsTruncated>")
+_TOKEN_RE = re.compile(rb"<NextContinuationToken>([^<]*)</NextContinuationToken>")
+# "&amp;" last, so "&amp;lt;" becomes "&lt;" and not "<".
+_ENTITIES = {"&lt;": "<", "&gt;": ">", "&quot;": '"', "&apos;": "'", "&amp;": "&"}
+
+
+def peek_continuation_token(body: bytes) -> str | None:
+    """The NextContinuationToken of a truncated ListObjectsV2 body, found without parsing
+    the whole document (so the next page can be requested while this one is parsed);
+    ``None`` if the page is not truncated. The caller checks it against the parser's.
+    """
+    if not _TRUNCATED_RE.search(body):
+        return None
+    m = _TOKEN_RE.search(body)
+    if m is None:
+        return None
+    token = m.group(1).decode("utf-8", "replace")
+    for entity, char in _ENTITIES.items():
+        token = token.replace(entity, char)
+    return token
 
 
 def parse_list_objects_v2(body: bytes, *, url_encoded: bool = True) -> ListPage:

@@ -259,3 +259,48 @@ def test_parse_error_tolerates_non_error_bodies() -> None:
     assert s3xml.parse_error(b"<Other/>") is None
     info = s3xml.parse_error(b"<Error><Code>X</Code><Region>eu-west-1</Region></Error>")
     assert info is not None and (info.code, info.region) == ("X", "eu-west-1")
+
+
+@pytest.mark.parametrize(
+    ("body", "token"),
+    [
+        (
+            b"<R><IsTruncated>true</IsTruncated><NextContinuationToken>a+b/c=</NextContinuationToken>",
+            "a+b/c=",
+        ),
+        (
+            b"<R><IsTruncated>true</IsTruncated><NextContinuationToken>x&amp;lt;y</NextContinuationToken>",
+            "x&lt;y",
+        ),
+        (
+            b"<R><IsTruncated>false</IsTruncated><NextContinuationToken>t</NextContinuationToken>",
+            None,
+        ),
+        (b"<R><IsTruncated>true</IsTruncated></R>", None),
+    ],
+)
+def test_peek_continuation_token(body: bytes, token: str | None) -> None:
+    assert s3xml.peek_continuation_token(body) == token
+
+
+def test_the_next_page_is_prefetched_with_the_pages_token() -> None:
+    # The token sits after the contents: the quick peek must still find it, and the
+    # prefetched request carries exactly the token the parser reads.
+    tricky = (
+        b"<ListBucketResult><IsTruncated>true</IsTruncated>"
+        b"<Contents><Key>k</Key><Size>1</Size><LastModified>2026-11-21T23:03:25.000Z"
+        b"</LastModified><ETag>e</ETag></Contents>"
+        b"<NextContinuationToken>real</NextContinuationToken></ListBucketResult>"
+    )
+    seen: list[str] = []
+
+    def handler(r: Request) -> Response:
+        from urllib.parse import parse_qs, urlsplit
+
+        q = parse_qs(urlsplit(r.url).query)
+        seen.append(q.get("continuation-token", [""])[0])
+        return ok(tricky if len(seen) == 1 else page(["z"]))
+
+    client, _ = make(handler)
+    assert [o.key for o in client.list_objects("b") if not isinstance(o, str)] == ["k", "z"]
+    assert seen[0] == "" and seen[-1] == "real"
