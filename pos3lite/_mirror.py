@@ -33,11 +33,9 @@ import enum
 import functools
 import logging
 import os
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,6 +68,8 @@ from .transfer import (
 from .urls import S3URL, check_local_path, check_relative_key, is_s3_url, parse_s3_url
 
 if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
+
     from .s3.client import S3Client
     from .transport.base import Transport
 
@@ -135,6 +135,8 @@ def default_cache_root(environ: dict[str, str] | None = None) -> Path:
     try:
         return Path(DEFAULT_CACHE_ROOT).expanduser().resolve()
     except RuntimeError:
+        import tempfile
+
         return Path(tempfile.gettempdir(), "pos3lite-cache").resolve()
 
 
@@ -283,6 +285,8 @@ class _Mirror:
     def executor(self) -> ThreadPoolExecutor:
         with self._lock:
             if self._executor is None:
+                from concurrent.futures import ThreadPoolExecutor
+
                 self._executor = ThreadPoolExecutor(
                     max_workers=self.max_workers, thread_name_prefix="pos3lite"
                 )
@@ -538,7 +542,7 @@ class _Mirror:
                 url.key,
                 target,
                 obj,
-                executor=self.executor,
+                executor=lambda: self.executor,
                 progress=progress,
                 config=self.transfer_config,
             )
@@ -699,7 +703,7 @@ class _Mirror:
                 url.bucket,
                 url.prefix,
                 path,
-                executor=self.executor,
+                executor=lambda: self.executor,
                 progress=progress,
                 limiter=self.limiter,
                 config=self.transfer_config,

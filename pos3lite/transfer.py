@@ -36,7 +36,6 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import Executor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -47,6 +46,8 @@ from .localfs import safe_join, temp_path_for, write_atomic
 from .progress import Progress
 
 if TYPE_CHECKING:
+    from concurrent.futures import Executor
+
     from .s3.client import S3Client
 
 __all__ = [
@@ -664,22 +665,29 @@ def download_object(
     target: Path,
     src: Entry,
     *,
-    executor: Executor,
+    executor: Callable[[], Executor],
     progress: Progress,
     config: TransferConfig | None = None,
 ) -> None:
     """Download one object to ``target`` (ranged and parallel when large).
 
+    ``executor`` returns the pool, made on first use: a small object is fetched in the
+    calling thread and needs none.
+
     Raises TransferError("Download", [...]) if it fails; ``target`` is untouched then.
     """
     cfg = config or TransferConfig()
-    batch = Batch(executor)
+    if src.size < cfg.multipart_threshold:
+        # One request: run it here rather than on the pool (no thread hand-off).
+        try:
+            _download_small(client, bucket, key, target, src, progress)
+        except Exception as exc:
+            raise TransferError("Download", [exc]) from exc
+        return
+    batch = Batch(executor())
 
     def copy(_: object) -> None:
-        if src.size >= cfg.multipart_threshold:
-            _RangedDownload(batch, client, bucket, key, target, src, cfg, progress).start()
-        else:
-            _download_small(client, bucket, key, target, src, progress)
+        _RangedDownload(batch, client, bucket, key, target, src, cfg, progress).start()
 
     batch.run([None], copy, window=1)
     if batch.failures:
@@ -692,29 +700,37 @@ def upload_file(
     key: str,
     path: Path,
     *,
-    executor: Executor,
+    executor: Callable[[], Executor],
     progress: Progress,
     limiter: ByteRateLimiter | None = None,
     config: TransferConfig | None = None,
 ) -> None:
     """Upload one file to ``key`` (multipart and parallel when large).
 
+    ``executor`` returns the pool, made on first use: a small file is sent from the calling
+    thread and needs none.
+
     Raises TransferError("Upload", [...]) if it fails (a multipart upload is aborted).
     """
     cfg = config or TransferConfig()
-    batch = Batch(executor)
 
     def on_bytes(n: int) -> None:
         if limiter is not None:
             limiter.consume(n)
         progress.update(n)
 
-    def copy(_: object) -> None:
-        size = path.stat().st_size
-        if size >= cfg.multipart_threshold:
-            _MultipartUpload(batch, client, bucket, key, path, size, cfg, on_bytes).start()
-        else:
+    size = path.stat().st_size
+    if size < cfg.multipart_threshold:
+        try:
             client.put_object_from_file(bucket, key, path, on_bytes=on_bytes)
+        except Exception as exc:
+            raise TransferError("Upload", [exc]) from exc
+        return
+
+    batch = Batch(executor())
+
+    def copy(_: object) -> None:
+        _MultipartUpload(batch, client, bucket, key, path, size, cfg, on_bytes).start()
 
     batch.run([None], copy, window=1)
     if batch.failures:

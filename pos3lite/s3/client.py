@@ -35,7 +35,6 @@ import functools
 import hashlib
 import logging
 import os
-import random
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -122,7 +121,7 @@ class S3Client:
         retry: Retry | None = None,
         payload_signing: str = "auto",
         sleep: Callable[[float], None] = time.sleep,
-        rand: Callable[[], float] = random.random,
+        rand: Callable[[], float] | None = None,
     ) -> None:
         if addressing_style not in ("auto", "path", "virtual"):
             raise ValueError(
@@ -152,6 +151,10 @@ class S3Client:
             payload_signing == "auto" and self._scheme == "http"
         )
         self._sleep = sleep
+        if rand is None:
+            import random
+
+            rand = random.random
         self._rand = rand
         self._clock_offset = 0.0  # seconds added to the clock (learnt from a skew error)
         self._bucket_regions: dict[str, str] = {}
