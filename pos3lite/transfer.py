@@ -228,10 +228,46 @@ def _logged(fn: Callable[[Action], None]) -> Callable[[Action], None]:
     return run
 
 
+class _PartGroup:
+    """The parts of one large file, each run as its own pool task.
+
+    Subclasses set ``batch``, ``lock``, ``remaining`` and ``error`` and define
+    :meth:`part` (one part's work) and :meth:`finish` (run once, by the task that completes
+    the last part, whatever happened). The first part error is kept; later parts are
+    skipped once one failed or the batch was cancelled.
+    """
+
+    batch: Batch
+    lock: threading.Lock
+    remaining: int
+    error: BaseException | None
+
+    def run_part(self, i: int) -> None:
+        try:
+            if self.error is None and not self.batch.cancelled:
+                self.part(i)
+        except Exception as exc:
+            with self.lock:
+                if self.error is None:
+                    self.error = exc
+        finally:
+            with self.lock:
+                self.remaining -= 1
+                last_one = self.remaining == 0
+            if last_one:
+                self.finish()
+
+    def part(self, i: int) -> None:
+        raise NotImplementedError
+
+    def finish(self) -> None:
+        raise NotImplementedError
+
+
 # --------------------------------------------------------------------------- download
 
 
-class _RangedDownload:
+class _RangedDownload(_PartGroup):
     """One large object fetched with parallel ranged GETs into a temp file (see rules)."""
 
     RESTARTS = 2  # times an object changed mid-download (412) or mismatched is fetched again
@@ -279,47 +315,35 @@ class _RangedDownload:
         with open(self.tmp, "xb") as f:
             f.truncate(size)
         for i in range(len(self.ranges)):
-            self.batch.submit(self.fetch, i)
+            self.batch.submit(self.run_part, i)
 
     def on_bytes(self, n: int) -> None:
         with self.lock:
             self.moved += n
         self.progress.update(n)
 
-    def fetch(self, i: int) -> None:
-        try:
-            if self.error is None and not self.batch.cancelled:
-                first, last = self.ranges[i]
-                with open(self.tmp, "r+b") as f:
-                    f.seek(first)
-                    got = self.client.get_object(
-                        self.bucket,
-                        self.key,
-                        f,
-                        if_match=self.src.etag or None,
-                        byte_range=(first, last),
-                        on_bytes=self.on_bytes,
-                        want_md5=self.composite,
-                    )
-                if got.size != last - first + 1:
-                    raise ChecksumMismatchError(
-                        f"s3://{self.bucket}/{self.key}",
-                        f"{last - first + 1} bytes",
-                        f"{got.size} bytes in range {first}-{last}",
-                    )
-                self.digests[i] = got.md5
-                if got.encrypted:
-                    self.encrypted = True
-        except Exception as exc:
-            with self.lock:
-                if self.error is None:
-                    self.error = exc
-        finally:
-            with self.lock:
-                self.remaining -= 1
-                last_one = self.remaining == 0
-            if last_one:
-                self.finish()
+    def part(self, i: int) -> None:
+        first, last = self.ranges[i]
+        with open(self.tmp, "r+b") as f:
+            f.seek(first)
+            got = self.client.get_object(
+                self.bucket,
+                self.key,
+                f,
+                if_match=self.src.etag or None,
+                byte_range=(first, last),
+                on_bytes=self.on_bytes,
+                want_md5=self.composite,
+            )
+        if got.size != last - first + 1:
+            raise ChecksumMismatchError(
+                f"s3://{self.bucket}/{self.key}",
+                f"{last - first + 1} bytes",
+                f"{got.size} bytes in range {first}-{last}",
+            )
+        self.digests[i] = got.md5
+        if got.encrypted:
+            self.encrypted = True
 
     def _verify(self) -> None:
         etag = (self.src.etag or "").lower()
@@ -519,7 +543,7 @@ def _prune_empty_dirs(dirs: Iterable[Path], root: Path) -> None:
 # --------------------------------------------------------------------------- upload
 
 
-class _MultipartUpload:
+class _MultipartUpload(_PartGroup):
     """One large file uploaded as a multipart upload, parts as pool tasks (see rules)."""
 
     def __init__(
@@ -535,8 +559,8 @@ class _MultipartUpload:
     ) -> None:
         self.batch, self.client, self.bucket, self.key = batch, client, bucket, key
         self.path, self.size, self.on_bytes = path, size, on_bytes
-        self.part = config.part_size_for(size)
-        self.count = -(-size // self.part)
+        self.part_size = config.part_size_for(size)
+        self.count = -(-size // self.part_size)
         self.etags: list[str] = [""] * self.count
         self.lock = threading.Lock()
         self.remaining = self.count
@@ -546,33 +570,21 @@ class _MultipartUpload:
     def start(self) -> None:
         self.upload_id = self.client.create_multipart_upload(self.bucket, self.key)
         for i in range(self.count):
-            self.batch.submit(self.send_part, i)
+            self.batch.submit(self.run_part, i)
 
-    def send_part(self, i: int) -> None:
-        try:
-            if self.error is None and not self.batch.cancelled:
-                offset = i * self.part
-                length = min(self.part, self.size - offset)
-                self.etags[i] = self.client.upload_part(
-                    self.bucket,
-                    self.key,
-                    self.upload_id,
-                    i + 1,
-                    self.path,
-                    offset,
-                    length,
-                    on_bytes=self.on_bytes,
-                )
-        except Exception as exc:
-            with self.lock:
-                if self.error is None:
-                    self.error = exc
-        finally:
-            with self.lock:
-                self.remaining -= 1
-                last_one = self.remaining == 0
-            if last_one:
-                self.finish()
+    def part(self, i: int) -> None:
+        offset = i * self.part_size
+        length = min(self.part_size, self.size - offset)
+        self.etags[i] = self.client.upload_part(
+            self.bucket,
+            self.key,
+            self.upload_id,
+            i + 1,
+            self.path,
+            offset,
+            length,
+            on_bytes=self.on_bytes,
+        )
 
     def finish(self) -> None:
         if self.error is None and not self.batch.cancelled:
