@@ -28,7 +28,7 @@ import logging
 import os
 import secrets
 import stat
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -229,10 +229,3 @@ def file_md5(path: Path, *, block_size: int = 1024 * 1024) -> str:
         while block := f.read(block_size):
             h.update(block)
     return h.hexdigest()
-
-
-def iter_tree_files(root: Path) -> Iterator[Path]:
-    """Yield every regular file under ``root`` (for tests and tools); symlinks not followed."""
-    for dirpath, _dirs, files in os.walk(root):
-        for name in files:
-            yield Path(dirpath, name)

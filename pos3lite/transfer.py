@@ -56,7 +56,6 @@ __all__ = [
     "TransferConfig",
     "execute_download",
     "execute_upload",
-    "run_parallel",
 ]
 
 logger = logging.getLogger(__name__)
@@ -205,27 +204,6 @@ class Batch:
             self.cancel()
             self.join()
             raise
-
-
-def run_parallel(
-    executor: Executor, fn: Callable[[Action], None], actions: Iterable[Action], *, window: int
-) -> list[BaseException]:
-    """Run ``fn(action)`` for every action with at most ``window`` pending; return the
-    exceptions raised (each logged) once every call finished."""
-    batch = Batch(executor)
-    batch.run(actions, _logged(fn), window=window)
-    return batch.failures
-
-
-def _logged(fn: Callable[[Action], None]) -> Callable[[Action], None]:
-    def run(action: Action) -> None:
-        try:
-            fn(action)
-        except Exception as exc:
-            logger.error("failed to transfer %r: %s", action.key, exc)
-            raise
-
-    return run
 
 
 class _PartGroup:

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from tests.support.seaweedfs import SeaweedFS
+from tests.support.seaweedfs import SeaweedFS, oracle_client
 
 from .proxy import MODES, FaultProxy
 from .support import LEDGER, LedgerEntry, build_tree, profile_for
@@ -72,22 +72,8 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
 @pytest.fixture(scope="session")
 def oracle(s3_server: SeaweedFS) -> Any:
     """boto3 straight to the server (no proxy): the independent oracle."""
-    boto3 = pytest.importorskip("boto3")
-    from botocore.config import Config  # type: ignore[import-untyped]
-
-    return boto3.client(
-        "s3",
-        endpoint_url=s3_server.endpoint,
-        aws_access_key_id=s3_server.access_key,
-        aws_secret_access_key=s3_server.secret_key,
-        region_name=s3_server.region,
-        config=Config(
-            s3={"addressing_style": "path"},
-            request_checksum_calculation="when_required",
-            response_checksum_validation="when_required",
-            retries={"max_attempts": 5, "mode": "standard"},
-        ),
-    )
+    pytest.importorskip("boto3")
+    return oracle_client(s3_server, retries={"max_attempts": 5, "mode": "standard"})
 
 
 @pytest.fixture

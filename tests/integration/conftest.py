@@ -19,9 +19,32 @@ from tests.support.seaweedfs import (
     READ_ACCESS_KEY,
     READ_SECRET_KEY,
     SeaweedFS,
+    oracle_client,
 )
 
-__all__ = ["READ_ACCESS_KEY", "READ_SECRET_KEY", "get", "keys", "put", "tree"]
+__all__ = [
+    "ODD_NAMES",
+    "READ_ACCESS_KEY",
+    "READ_SECRET_KEY",
+    "get",
+    "keys",
+    "open_mirror",
+    "put",
+    "tree",
+]
+
+# Keys with spaces, unicode, and each of + % ~ = & ! ' ( )
+ODD_NAMES = [
+    "with space.txt",
+    "caf\u00e9.txt",
+    "\u65e5\u672c/\u30d5\u30a1\u30a4\u30eb.txt",
+    "emoji \U0001f600.bin",
+    "plus+sign.txt",
+    "percent%20literal.txt",
+    "tilde~.txt",
+    "eq=amp&bang!.txt",
+    "quote'paren(1).txt",
+]
 
 
 @pytest.fixture(scope="session")
@@ -34,21 +57,20 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SeaweedFS]:
 @pytest.fixture(scope="session")
 def oracle(s3_server: SeaweedFS) -> Any:
     """A boto3 S3 client: the independent oracle that reads back what pos3lite wrote."""
-    boto3 = pytest.importorskip("boto3")
-    from botocore.config import Config
+    pytest.importorskip("boto3")
+    return oracle_client(s3_server)
 
-    return boto3.client(
-        "s3",
-        endpoint_url=s3_server.endpoint,
-        aws_access_key_id=s3_server.access_key,
-        aws_secret_access_key=s3_server.secret_key,
-        region_name=s3_server.region,
-        config=Config(
-            s3={"addressing_style": "path"},
-            request_checksum_calculation="when_required",
-            response_checksum_validation="when_required",
-        ),
-    )
+
+@pytest.fixture(autouse=True)
+def clean_profiles(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """No profiles from the machine: an empty registry file and fresh registries per test."""
+    from pos3lite import profiles
+
+    monkeypatch.setenv("POS3LITE_PROFILES_FILE", str(tmp_path / "no-profiles.toml"))
+    monkeypatch.delenv("POS3_PROFILES_FILE", raising=False)
+    profiles._reset_for_tests()
+    yield
+    profiles._reset_for_tests()
 
 
 @pytest.fixture
@@ -85,6 +107,15 @@ def s3_env(s3_server: SeaweedFS, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
     return s3_server
+
+
+def open_mirror(tmp_path: Path, profile: Any = None, **kw: Any) -> Any:
+    """``pos3lite.mirror`` with a cache under ``tmp_path``, no progress bars."""
+    import pos3lite
+
+    return pos3lite.mirror(
+        cache_root=tmp_path / "cache", show_progress=False, default_profile=profile, **kw
+    )
 
 
 def put(oracle: Any, bucket: str, key: str, data: bytes) -> None:

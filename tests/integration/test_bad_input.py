@@ -10,18 +10,10 @@ import pytest
 
 import pos3lite
 from pos3lite import cli
-from pos3lite.profiles import _reset_for_tests
 
 from .conftest import READ_ACCESS_KEY, READ_SECRET_KEY, put
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(autouse=True)
-def _clean_registry() -> Any:
-    _reset_for_tests()
-    yield
-    _reset_for_tests()
 
 
 def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:

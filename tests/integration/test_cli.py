@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 
 import pos3lite
-from pos3lite import profiles
 from pos3lite.cli import main
 from tests.integration.conftest import get, keys, put, tree
 
@@ -89,13 +88,6 @@ def data(bucket: str, oracle: Any) -> str:
     put(oracle, bucket, "d/logs/x.log", b"log")
     put(oracle, bucket, "d/c.tmp", b"tmp")
     return bucket
-
-
-@pytest.fixture(autouse=True)
-def _clean_profiles() -> Any:
-    profiles._reset_for_tests()
-    yield
-    profiles._reset_for_tests()
 
 
 # ----------------------------------------------------------------------------- basics

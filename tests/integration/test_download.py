@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -25,51 +24,13 @@ from pos3lite import (
     TransferError,
     UnsafeKeyError,
 )
-from pos3lite import profiles as _profiles
 from pos3lite.urls import check_relative_key
 
-from .conftest import tree
+from .conftest import ODD_NAMES, open_mirror, put, tree
 
 pytestmark = pytest.mark.integration
 
 TMP_SUFFIX = ".pos3lite-tmp"
-
-# Keys with every character the brief asks for: spaces, unicode, and + % ~ = & ! ' ( )
-ODD_NAMES = [
-    "with space.txt",
-    "caf\u00e9.txt",
-    "\u65e5\u672c/\u30d5\u30a1\u30a4\u30eb.txt",
-    "emoji \U0001f600.bin",
-    "plus+sign.txt",
-    "percent%20literal.txt",
-    "tilde~.txt",
-    "eq=amp&bang!.txt",
-    "quote'paren(1).txt",
-]
-
-
-@pytest.fixture(autouse=True)
-def _clean_profiles(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    monkeypatch.setenv("POS3LITE_PROFILES_FILE", str(tmp_path / "no-profiles.toml"))
-    _profiles._reset_for_tests()
-    yield
-    _profiles._reset_for_tests()
-
-
-def put(oracle: Any, bucket: str, key: str, data: bytes) -> None:
-    """Oracle PutObject. An empty body is sent without ``Body``: boto3's ``Body=b""`` makes
-    SeaweedFS 4.48 leave the keep-alive connection in a state where the next PUT on it
-    stalls for the 60 s read timeout (conftest.put has that problem)."""
-    if data:
-        oracle.put_object(Bucket=bucket, Key=key, Body=data)
-    else:
-        oracle.put_object(Bucket=bucket, Key=key)
-
-
-def _mirror(tmp_path: Path, profile: Any = None, **kw: Any) -> Any:
-    return pos3lite.mirror(
-        cache_root=tmp_path / "cache", show_progress=False, default_profile=profile, **kw
-    )
 
 
 def _last_modified(oracle: Any, bucket: str, key: str) -> float:
@@ -116,7 +77,7 @@ def test_prefix_tree_is_byte_for_byte_equal(
     oracle: Any, bucket: str, profile: Any, tmp_path: Path
 ) -> None:
     content = _populate(oracle, bucket)
-    with _mirror(tmp_path, profile, max_workers=4):
+    with open_mirror(tmp_path, profile, max_workers=4):
         path = pos3lite.download(f"s3://{bucket}/data")
     assert path == (tmp_path / "cache" / "test" / bucket / "data").resolve()
     assert tree(path) == content
@@ -128,7 +89,7 @@ def test_cache_layout_without_profile_uses_underscore(
     oracle: Any, bucket: str, s3_env: Any, tmp_path: Path
 ) -> None:
     put(oracle, bucket, "a/b/c.txt", b"abc")
-    with _mirror(tmp_path):
+    with open_mirror(tmp_path):
         path = pos3lite.download(f"s3://{bucket}/a")
     assert path == (tmp_path / "cache" / "_" / bucket / "a").resolve()
     assert (path / "b" / "c.txt").read_bytes() == b"abc"
@@ -139,7 +100,7 @@ def test_explicit_local_is_used_and_cache_untouched(
 ) -> None:
     put(oracle, bucket, "data/x.txt", b"x")
     dest = tmp_path / "elsewhere"
-    with _mirror(tmp_path, profile):
+    with open_mirror(tmp_path, profile):
         path = pos3lite.download(f"s3://{bucket}/data", local=dest)
     assert path == dest.resolve()
     assert tree(dest) == {"x.txt": b"x"}
@@ -151,7 +112,7 @@ def test_exact_object_returns_a_file(
 ) -> None:
     put(oracle, bucket, "data/one.txt", b"only me")
     put(oracle, bucket, "data/two.txt", b"not me")
-    with _mirror(tmp_path, profile):
+    with open_mirror(tmp_path, profile):
         path = pos3lite.download(f"s3://{bucket}/data/one.txt")
     assert path.is_file()
     assert path == (tmp_path / "cache" / "test" / bucket / "data" / "one.txt").resolve()
@@ -165,10 +126,10 @@ def test_trailing_slash_forces_prefix_listing(
 ) -> None:
     put(oracle, bucket, "thing", b"the object")
     put(oracle, bucket, "thing/inner.txt", b"inner")
-    with _mirror(tmp_path, profile):
+    with open_mirror(tmp_path, profile):
         as_object = pos3lite.download(f"s3://{bucket}/thing", local=tmp_path / "obj")
     assert as_object.is_file() and as_object.read_bytes() == b"the object"
-    with _mirror(tmp_path, profile):
+    with open_mirror(tmp_path, profile):
         as_prefix = pos3lite.download(f"s3://{bucket}/thing/", local=tmp_path / "pre")
     assert as_prefix.is_dir()
     assert tree(as_prefix) == {"inner.txt": b"inner"}
@@ -180,7 +141,7 @@ def test_prefix_does_not_match_longer_sibling(
     put(oracle, bucket, "data/a.txt", b"a")
     put(oracle, bucket, "data_backup/b.txt", b"b")
     put(oracle, bucket, "database.txt", b"c")
-    with _mirror(tmp_path, profile):
+    with open_mirror(tmp_path, profile):
         path = pos3lite.download(f"s3://{bucket}/data")
         assert tree(path) == {"a.txt": b"a"}
         # A URL that only prefixes other keys ("dat" of "data/...") is not found.
@@ -191,7 +152,7 @@ def test_prefix_does_not_match_longer_sibling(
 def test_mtime_equals_last_modified(oracle: Any, bucket: str, profile: Any, tmp_path: Path) -> None:
     put(oracle, bucket, "data/a.txt", b"aaa")
     put(oracle, bucket, "data/sub/b.txt", b"bb")
-    with _mirror(tmp_path, profile):
+    with open_mirror(tmp_path, profile):
         path = pos3lite.download(f"s3://{bucket}/data")
     for rel in ("a.txt", "sub/b.txt"):
         lm = _last_modified(oracle, bucket, f"data/{rel}")
@@ -201,12 +162,14 @@ def test_mtime_equals_last_modified(oracle: Any, bucket: str, profile: Any, tmp_
 # ---------------------------------------------------------------------------- re-download
 
 
-def test_redownload_in_new_mirror(oracle: Any, bucket: str, profile: Any, tmp_path: Path) -> None:
+def test_redownload_in_newopen_mirror(
+    oracle: Any, bucket: str, profile: Any, tmp_path: Path
+) -> None:
     put(oracle, bucket, "data/same.txt", b"unchanged")
     put(oracle, bucket, "data/change.txt", b"hello")
     put(oracle, bucket, "data/edited.txt", b"remote truth")
     dest = tmp_path / "dest"
-    with _mirror(tmp_path, profile):
+    with open_mirror(tmp_path, profile):
         pos3lite.download(f"s3://{bucket}/data", local=dest)
     before = (dest / "same.txt").stat()
 
@@ -216,7 +179,7 @@ def test_redownload_in_new_mirror(oracle: Any, bucket: str, profile: Any, tmp_pa
     (dest / "extra_dir").mkdir()
     (dest / "extra_dir" / "deep.txt").write_bytes(b"not in S3 either")
 
-    with _mirror(tmp_path, profile):
+    with open_mirror(tmp_path, profile):
         pos3lite.download(f"s3://{bucket}/data", local=dest)
     after = (dest / "same.txt").stat()
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
@@ -235,12 +198,12 @@ def test_same_size_local_edit_is_restored(
 ) -> None:
     put(oracle, bucket, "data/f.txt", b"original")
     dest = tmp_path / "dest"
-    with _mirror(tmp_path, profile):
+    with open_mirror(tmp_path, profile):
         pos3lite.download(f"s3://{bucket}/data", local=dest)
     (dest / "f.txt").write_bytes(b"ORIGINAL")
     old = time.time() - 3600
     os.utime(dest / "f.txt", (old, old))
-    with _mirror(tmp_path, profile):
+    with open_mirror(tmp_path, profile):
         pos3lite.download(f"s3://{bucket}/data", local=dest)
     assert (dest / "f.txt").read_bytes() == b"original"
 
@@ -252,10 +215,10 @@ def test_delete_false_keeps_local_extras(
     dest = tmp_path / "dest"
     dest.mkdir()
     (dest / "mine.txt").write_bytes(b"keep me")
-    with _mirror(tmp_path, profile):
+    with open_mirror(tmp_path, profile):
         pos3lite.download(f"s3://{bucket}/data", local=dest, delete=False)
     assert tree(dest) == {"a.txt": b"a", "mine.txt": b"keep me"}
-    with _mirror(tmp_path, profile):
+    with open_mirror(tmp_path, profile):
         pos3lite.download(f"s3://{bucket}/data", local=dest, delete=True)
     assert tree(dest) == {"a.txt": b"a"}
 
@@ -266,14 +229,14 @@ def test_compare_size_misses_same_size_change(
     """compare="size" keeps pos3's behaviour: a same-size remote change is not fetched."""
     put(oracle, bucket, "data/f.txt", b"hello")
     dest = tmp_path / "dest"
-    with _mirror(tmp_path, profile, compare="size"):
+    with open_mirror(tmp_path, profile, compare="size"):
         pos3lite.download(f"s3://{bucket}/data", local=dest)
     _put_newer(oracle, bucket, "data/f.txt", b"world")
-    with _mirror(tmp_path, profile, compare="size"):
+    with open_mirror(tmp_path, profile, compare="size"):
         pos3lite.download(f"s3://{bucket}/data", local=dest)
     assert (dest / "f.txt").read_bytes() == b"hello"
     _put_newer(oracle, bucket, "data/f.txt", b"world!")  # a size change is fetched
-    with _mirror(tmp_path, profile, compare="size"):
+    with open_mirror(tmp_path, profile, compare="size"):
         pos3lite.download(f"s3://{bucket}/data", local=dest)
     assert (dest / "f.txt").read_bytes() == b"world!"
 
@@ -282,7 +245,7 @@ def test_compare_checksum(oracle: Any, bucket: str, profile: Any, tmp_path: Path
     put(oracle, bucket, "data/f.txt", b"hello")
     put(oracle, bucket, "data/g.txt", b"stable")
     dest = tmp_path / "dest"
-    with _mirror(tmp_path, profile, compare="checksum"):
+    with open_mirror(tmp_path, profile, compare="checksum"):
         pos3lite.download(f"s3://{bucket}/data", local=dest)
     # Same-size content change: fetched.
     put(oracle, bucket, "data/f.txt", b"world")
@@ -290,13 +253,13 @@ def test_compare_checksum(oracle: Any, bucket: str, profile: Any, tmp_path: Path
     odd = time.time() - 7200
     os.utime(dest / "g.txt", (odd, odd))
     g_before = (dest / "g.txt").stat()
-    with _mirror(tmp_path, profile, compare="checksum"):
+    with open_mirror(tmp_path, profile, compare="checksum"):
         pos3lite.download(f"s3://{bucket}/data", local=dest)
     assert (dest / "f.txt").read_bytes() == b"world"
     g_after = (dest / "g.txt").stat()
     assert (g_after.st_ino, g_after.st_mtime_ns) == (g_before.st_ino, g_before.st_mtime_ns)
     # Control: size_mtime does re-fetch that same file (its mtime no longer matches).
-    with _mirror(tmp_path, profile):
+    with open_mirror(tmp_path, profile):
         pos3lite.download(f"s3://{bucket}/data", local=dest)
     assert int((dest / "g.txt").stat().st_mtime) == int(
         _last_modified(oracle, bucket, "data/g.txt")
@@ -314,7 +277,7 @@ def test_missing_remote_raises_and_keeps_local(
     (dest / "sub").mkdir(parents=True)
     (dest / "a.txt").write_bytes(b"precious")
     (dest / "sub" / "b.txt").write_bytes(b"also precious")
-    with _mirror(tmp_path, profile):
+    with open_mirror(tmp_path, profile):
         with pytest.raises(RemoteNotFoundError) as info:
             pos3lite.download(f"s3://{bucket}/typo-prefix", local=dest)
         assert isinstance(info.value, FileNotFoundError)
@@ -329,7 +292,7 @@ def test_missing_bucket_keeps_local(s3_server: Any, profile: Any, tmp_path: Path
     dest = tmp_path / "important"
     dest.mkdir()
     (dest / "a.txt").write_bytes(b"precious")
-    with _mirror(tmp_path, profile), pytest.raises(pos3lite.Pos3liteError):
+    with open_mirror(tmp_path, profile), pytest.raises(pos3lite.Pos3liteError):
         pos3lite.download("s3://no-such-bucket-pos3lite/data", local=dest)
     assert tree(dest) == {"a.txt": b"precious"}
 
@@ -339,7 +302,7 @@ def test_dotdot_url_is_refused(profile: Any, tmp_path: Path) -> None:
     other = tmp_path / "cache" / "test" / "other-bucket"
     other.mkdir(parents=True)
     (other / "keep.txt").write_bytes(b"k")
-    with _mirror(tmp_path, profile), pytest.raises(pos3lite.InvalidURLError):
+    with open_mirror(tmp_path, profile), pytest.raises(pos3lite.InvalidURLError):
         pos3lite.download("s3://some-bucket/..")
     assert (other / "keep.txt").read_bytes() == b"k"
 
@@ -381,7 +344,7 @@ def test_hostile_keys_never_escape(oracle: Any, bucket: str, profile: Any, tmp_p
     dest = base / "a" / "b" / "dest"
     dest.mkdir(parents=True)
     (dest / "local-extra.txt").write_bytes(b"must survive if anything is refused")
-    with _mirror(tmp_path, profile):
+    with open_mirror(tmp_path, profile):
         if unsafe:
             with pytest.raises(TransferError) as info:
                 pos3lite.download(f"s3://{bucket}/data", local=dest)
@@ -415,7 +378,7 @@ def test_failed_copy_suppresses_deletes_and_leaves_no_partial(
     dest.mkdir()
     (dest / "blocked").write_bytes(b"a local file where S3 has a folder")
     (dest / "extra.txt").write_bytes(b"would be deleted after a clean run")
-    with _mirror(tmp_path, profile), pytest.raises(TransferError) as info:
+    with open_mirror(tmp_path, profile), pytest.raises(TransferError) as info:
         pos3lite.download(f"s3://{bucket}/data", local=dest)
     assert info.value.operation == "Download"
     assert info.value.failures
@@ -429,7 +392,7 @@ def test_long_file_name_downloads(oracle: Any, bucket: str, profile: Any, tmp_pa
     """A 250-byte name is legal on ext4 (255); the temp name must not overflow it."""
     name = "n" * 250
     put(oracle, bucket, f"data/{name}", b"long")
-    with _mirror(tmp_path, profile):
+    with open_mirror(tmp_path, profile):
         path = pos3lite.download(f"s3://{bucket}/data", local=tmp_path / "dest")
     assert tree(path) == {name: b"long"}
     assert _tmp_files(path) == []
@@ -442,7 +405,7 @@ def test_object_over_local_folder_is_a_conflict(
     dest = tmp_path / "dest"
     dest.mkdir()
     (dest / "child").write_bytes(b"keep")
-    with _mirror(tmp_path, profile), pytest.raises(TransferError) as info:
+    with open_mirror(tmp_path, profile), pytest.raises(TransferError) as info:
         pos3lite.download(f"s3://{bucket}/obj.txt", local=dest)
     assert any(isinstance(f, KeyConflictError) for f in info.value.failures)
     assert (dest / "child").read_bytes() == b"keep"
@@ -459,7 +422,7 @@ def test_exclude_on_both_sides(oracle: Any, bucket: str, profile: Any, tmp_path:
     dest = tmp_path / "dest"
     (dest / "logs").mkdir(parents=True)
     (dest / "logs" / "x").write_bytes(b"local only, excluded")
-    with _mirror(tmp_path, profile):
+    with open_mirror(tmp_path, profile):
         pos3lite.download(f"s3://{bucket}/data", local=dest, exclude=["logs"])
     assert tree(dest) == {"keep.txt": b"keep", "logs/x": b"local only, excluded"}
 
@@ -472,7 +435,7 @@ def test_double_star_matches_top_level(
     dest = tmp_path / "dest"
     dest.mkdir()
     (dest / "local.log").write_bytes(b"excluded, so never deleted")
-    with _mirror(tmp_path, profile):
+    with open_mirror(tmp_path, profile):
         pos3lite.download(f"s3://{bucket}/data", local=dest, exclude=["**/*.log"])
     assert tree(dest) == {"keep.txt": b"1", "local.log": b"excluded, so never deleted"}
 
@@ -486,7 +449,7 @@ def test_directory_marker_becomes_empty_dir(
     put(oracle, bucket, "p/empty/", b"")
     put(oracle, bucket, "p/nested/also-empty/", b"")
     put(oracle, bucket, "p/file.txt", b"f")
-    with _mirror(tmp_path, profile):
+    with open_mirror(tmp_path, profile):
         path = pos3lite.download(f"s3://{bucket}/p")
     assert (path / "empty").is_dir() and list((path / "empty").iterdir()) == []
     assert (path / "nested" / "also-empty").is_dir()
@@ -502,7 +465,7 @@ def test_file_prefix_conflict_is_reported(
     dest = tmp_path / "dest"
     dest.mkdir()
     (dest / "extra.txt").write_bytes(b"x")
-    with _mirror(tmp_path, profile), pytest.raises(TransferError) as info:
+    with open_mirror(tmp_path, profile), pytest.raises(TransferError) as info:
         pos3lite.download(f"s3://{bucket}/data", local=dest)
     conflicts = [f for f in info.value.failures if isinstance(f, KeyConflictError)]
     assert [c.key for c in conflicts] == ["c"]
@@ -520,7 +483,7 @@ def test_pagination_over_1000_objects(
     names = [f"many/f{i:05d}.txt" for i in range(n)]
     with ThreadPoolExecutor(16) as pool:
         list(pool.map(lambda k: put(oracle, bucket, k, k.encode()), names))
-    with _mirror(tmp_path, profile, max_workers=16):
+    with open_mirror(tmp_path, profile, max_workers=16):
         path = pos3lite.download(f"s3://{bucket}/many")
     got = tree(path)
     assert len(got) == n
@@ -532,6 +495,6 @@ def test_download_from_thread_inside_context(
 ) -> None:
     put(oracle, bucket, "data/t.txt", b"threaded")
     results: list[Path] = []
-    with _mirror(tmp_path, profile), ThreadPoolExecutor(1) as pool:
+    with open_mirror(tmp_path, profile), ThreadPoolExecutor(1) as pool:
         results.append(pool.submit(pos3lite.download, f"s3://{bucket}/data").result())
     assert tree(results[0]) == {"t.txt": b"threaded"}

@@ -8,24 +8,15 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import pos3lite
-from pos3lite import profiles
 from tests.integration.conftest import keys, put, tree
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(autouse=True)
-def _clean_profiles() -> Iterator[None]:
-    profiles._reset_for_tests()
-    yield
-    profiles._reset_for_tests()
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ with_mirror, and profile selection (URL > profile= > default_profile, profiles.t
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,35 +19,10 @@ from pos3lite import (
     TransferError,
     register_profile,
 )
-from pos3lite import profiles as _profiles
 
-from .conftest import get, keys, tree
+from .conftest import get, keys, open_mirror, put, tree
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(autouse=True)
-def _clean_profiles(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    monkeypatch.setenv("POS3LITE_PROFILES_FILE", str(tmp_path / "no-profiles.toml"))
-    monkeypatch.delenv("POS3_PROFILES_FILE", raising=False)
-    _profiles._reset_for_tests()
-    yield
-    _profiles._reset_for_tests()
-
-
-def put(oracle: Any, bucket: str, key: str, data: bytes) -> None:
-    """Oracle PutObject; an empty body is sent without ``Body`` (SeaweedFS 4.48 stalls the
-    next request on the connection after boto3's ``Body=b""``)."""
-    if data:
-        oracle.put_object(Bucket=bucket, Key=key, Body=data)
-    else:
-        oracle.put_object(Bucket=bucket, Key=key)
-
-
-def _mirror(tmp_path: Path, profile: Any = None, **kw: Any) -> Any:
-    return pos3lite.mirror(
-        cache_root=tmp_path / "cache", show_progress=False, default_profile=profile, **kw
-    )
 
 
 def _twin(profile: Profile, local_name: str) -> Profile:
@@ -70,7 +44,7 @@ def test_sync_downloads_then_uploads_on_exit(
 ) -> None:
     put(oracle, bucket, "work/in.txt", b"input")
     put(oracle, bucket, "work/old.txt", b"to be removed locally")
-    with _mirror(tmp_path, profile):
+    with open_mirror(tmp_path, profile):
         path = pos3lite.sync(f"s3://{bucket}/work", interval=None)
         assert path == (tmp_path / "cache" / "test" / bucket / "work").resolve()
         assert tree(path) == {"in.txt": b"input", "old.txt": b"to be removed locally"}
@@ -85,7 +59,7 @@ def test_sync_missing_remote_creates_local_folder(
     oracle: Any, bucket: str, profile: Any, tmp_path: Path
 ) -> None:
     dest = tmp_path / "fresh"
-    with _mirror(tmp_path, profile):
+    with open_mirror(tmp_path, profile):
         path = pos3lite.sync(f"s3://{bucket}/new-prefix", local=dest, interval=None)
         assert path == dest.resolve()
         assert path.is_dir() and list(path.iterdir()) == []
@@ -97,7 +71,7 @@ def test_second_sync_of_same_url_conflicts(
     oracle: Any, bucket: str, profile: Any, tmp_path: Path
 ) -> None:
     put(oracle, bucket, "work/a.txt", b"a")
-    with _mirror(tmp_path, profile):
+    with open_mirror(tmp_path, profile):
         pos3lite.sync(f"s3://{bucket}/work", interval=None)
         with pytest.raises(ConfigError, match="Conflict"):
             pos3lite.sync(f"s3://{bucket}/work", interval=None)
@@ -111,7 +85,7 @@ def test_sync_failed_download_registers_no_upload(
     put(oracle, bucket, "work/c", b"file")
     put(oracle, bucket, "work/c/d", b"under the file")
     dest = tmp_path / "dest"
-    with _mirror(tmp_path, profile):
+    with open_mirror(tmp_path, profile):
         with pytest.raises(TransferError):
             pos3lite.sync(f"s3://{bucket}/work", local=dest, interval=None)
         (dest / "new.txt").write_bytes(b"must not be uploaded")
@@ -125,7 +99,7 @@ def test_same_download_is_deduplicated_without_refresh(
     oracle: Any, bucket: str, profile: Any, tmp_path: Path
 ) -> None:
     put(oracle, bucket, "data/a.txt", b"v1")
-    with _mirror(tmp_path, profile):
+    with open_mirror(tmp_path, profile):
         first = pos3lite.download(f"s3://{bucket}/data")
         put(oracle, bucket, "data/a.txt", b"version 2")
         second = pos3lite.download(f"s3://{bucket}/data/")  # same normalised URL
@@ -135,7 +109,7 @@ def test_same_download_is_deduplicated_without_refresh(
             pos3lite.download(f"s3://{bucket}/data", delete=False)
         with pytest.raises(ValueError, match="different parameters"):
             pos3lite.download(f"s3://{bucket}/data", exclude=["*.log"])
-    with _mirror(tmp_path, profile):  # a new mirror does refresh
+    with open_mirror(tmp_path, profile):  # a new mirror does refresh
         pos3lite.download(f"s3://{bucket}/data")
     assert (first / "a.txt").read_bytes() == b"version 2"
 
@@ -153,7 +127,7 @@ def test_concurrent_same_download_runs_once(
         except BaseException as exc:
             errors.append(exc)
 
-    with _mirror(tmp_path, profile):
+    with open_mirror(tmp_path, profile):
         threads = [threading.Thread(target=run) for _ in range(4)]
         for t in threads:
             t.start()
@@ -169,7 +143,7 @@ def test_upload_and_download_overlap_conflicts(
 ) -> None:
     put(oracle, bucket, "data/sub/a.txt", b"a")
     put(oracle, bucket, "data2/b.txt", b"b")
-    with _mirror(tmp_path, profile):
+    with open_mirror(tmp_path, profile):
         pos3lite.download(f"s3://{bucket}/data/sub")
         # download -> upload: same URL and parent both conflict.
         with pytest.raises(ConfigError, match="Conflict: upload"):
@@ -197,7 +171,7 @@ def test_bucket_root_upload_conflicts_with_everything(
     oracle: Any, bucket: str, profile: Any, tmp_path: Path
 ) -> None:
     put(oracle, bucket, "x/a.txt", b"a")
-    with _mirror(tmp_path, profile):
+    with open_mirror(tmp_path, profile):
         pos3lite.download(f"s3://{bucket}/x")
         with pytest.raises(ConfigError, match="Conflict"):
             pos3lite.upload(f"s3://{bucket}", interval=None)
@@ -208,7 +182,7 @@ def test_same_url_under_two_profiles_does_not_conflict(
 ) -> None:
     put(oracle, bucket, "shared/a.txt", b"a")
     other = _twin(profile, "other")
-    with _mirror(tmp_path, profile):
+    with open_mirror(tmp_path, profile):
         down = pos3lite.download(f"s3://{bucket}/shared")
         up = pos3lite.upload(f"s3://{bucket}/shared", interval=None, profile=other)
         assert down.parent.parent.name == "test"
@@ -234,12 +208,15 @@ def test_no_active_mirror_outside_context(tmp_path: Path) -> None:
 
 
 def test_nested_mirror_is_refused(tmp_path: Path) -> None:
-    with _mirror(tmp_path) as value:
+    with open_mirror(tmp_path) as value:
         assert value is None
-        with pytest.raises(RuntimeError, match="Mirror already active"), _mirror(tmp_path / "o"):
+        with (
+            pytest.raises(RuntimeError, match="Mirror already active"),
+            open_mirror(tmp_path / "o"),
+        ):
             pass  # pragma: no cover
     # The failed nested entry did not leave the outer state broken: a new mirror opens.
-    with _mirror(tmp_path):
+    with open_mirror(tmp_path):
         pass
 
 
@@ -248,12 +225,12 @@ def test_mirror_in_another_thread_is_refused(tmp_path: Path) -> None:
 
     def other() -> None:
         try:
-            with _mirror(tmp_path / "t"):
+            with open_mirror(tmp_path / "t"):
                 pass  # pragma: no cover
         except BaseException as exc:
             errors.append(exc)
 
-    with _mirror(tmp_path):
+    with open_mirror(tmp_path):
         t = threading.Thread(target=other)
         t.start()
         t.join()
@@ -275,7 +252,7 @@ def test_with_mirror_fresh_mirror_per_call(
     assert fetch(f"s3://{bucket}/data") == b"version 2"
     with pytest.raises(MirrorStateError):
         pos3lite.download(f"s3://{bucket}/data")
-    with _mirror(tmp_path), pytest.raises(RuntimeError, match="Mirror already active"):
+    with open_mirror(tmp_path), pytest.raises(RuntimeError, match="Mirror already active"):
         fetch(f"s3://{bucket}/data")
 
 
@@ -291,7 +268,7 @@ def test_download_in_thread_started_inside_context(
         except BaseException as exc:
             out.append(exc)
 
-    with _mirror(tmp_path, profile):
+    with open_mirror(tmp_path, profile):
         t = threading.Thread(target=work)
         t.start()
         t.join()
@@ -307,7 +284,7 @@ def test_url_profile_with_registered_profile(
 ) -> None:
     register_profile("named", s3_env.endpoint, region=s3_env.region, local_name="named_cache")
     put(oracle, bucket, "data/a.txt", b"a")
-    with _mirror(tmp_path):
+    with open_mirror(tmp_path):
         path = pos3lite.download(f"s3://named@{bucket}/data")
         out = pos3lite.upload(f"s3://named@{bucket}/out", interval=None)
         (out / "o.txt").write_bytes(b"o")
@@ -323,15 +300,15 @@ def test_public_profile_cannot_write(
     src = tmp_path / "src"
     src.mkdir()
     (src / "a.txt").write_bytes(b"a")
-    with pytest.raises(Pos3liteError), _mirror(tmp_path):
+    with pytest.raises(Pos3liteError), open_mirror(tmp_path):
         pos3lite.upload(f"s3://anon@{bucket}/out", local=src, interval=None)
     assert keys(oracle, bucket) == []
 
 
 def test_unknown_profile_is_refused(tmp_path: Path) -> None:
-    with _mirror(tmp_path), pytest.raises(ProfileError, match="nobody"):
+    with open_mirror(tmp_path), pytest.raises(ProfileError, match="nobody"):
         pos3lite.download("s3://nobody@bucket/data")
-    with pytest.raises(ValueError, match="nobody"), _mirror(tmp_path, "nobody"):
+    with pytest.raises(ValueError, match="nobody"), open_mirror(tmp_path, "nobody"):
         pass  # pragma: no cover
 
 
@@ -364,7 +341,7 @@ def test_profiles_toml_with_credentials_file(
     )
     monkeypatch.setenv("POS3LITE_PROFILES_FILE", str(toml))
     put(oracle, bucket, "data/a.txt", b"from toml")
-    with _mirror(tmp_path):
+    with open_mirror(tmp_path):
         path = pos3lite.download(f"s3://weed@{bucket}/data")
         out = pos3lite.upload(f"s3://{bucket}/up", interval=None, profile="weed")
         (out / "u.txt").write_bytes(b"uploaded via toml")
@@ -378,11 +355,11 @@ def test_profile_precedence(oracle: Any, bucket: str, s3_env: Any, tmp_path: Pat
         register_profile(name, s3_env.endpoint, region=s3_env.region)
     for k in ("a", "b", "c", "d"):
         put(oracle, bucket, f"{k}/f.txt", k.encode())
-    with _mirror(tmp_path, "p_default"):
+    with open_mirror(tmp_path, "p_default"):
         by_default = pos3lite.download(f"s3://{bucket}/a")
         by_arg = pos3lite.download(f"s3://{bucket}/b", profile="p_arg")
         by_url = pos3lite.download(f"s3://p_url@{bucket}/c", profile="p_arg")
-    with _mirror(tmp_path):
+    with open_mirror(tmp_path):
         ambient = pos3lite.download(f"s3://{bucket}/d")
     cache = (tmp_path / "cache").resolve()
     assert by_default == cache / "p_default" / bucket / "a"
@@ -396,7 +373,7 @@ def test_ls_output_drops_profile(oracle: Any, bucket: str, s3_env: Any, tmp_path
     register_profile("lister", s3_env.endpoint, region=s3_env.region)
     put(oracle, bucket, "data/a.txt", b"a")
     put(oracle, bucket, "data/sub/b.txt", b"b")
-    with _mirror(tmp_path):
+    with open_mirror(tmp_path):
         flat = pos3lite.ls(f"s3://lister@{bucket}/data")
         deep = pos3lite.ls(f"s3://lister@{bucket}/data", recursive=True)
         missing = pos3lite.ls(f"s3://{bucket}/nothing-here")

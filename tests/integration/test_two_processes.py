@@ -32,8 +32,12 @@ def test_two_processes_share_a_cache_root_safely(
     env = dict(os.environ)
     cmd = [sys.executable, "-c", SCRIPT, str(cache), f"s3://{bucket}/shared"]
     for _round in range(3):
-        procs = [subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  text=True) for _ in range(2)]
+        procs = [
+            subprocess.Popen(
+                cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
+            for _ in range(2)
+        ]
         outs = [p.communicate(timeout=120) for p in procs]
         for p, (out, err) in zip(procs, outs, strict=True):
             assert p.returncode == 0, err

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,46 +17,10 @@ import pytest
 
 import pos3lite
 from pos3lite import Pos3liteError, TransferError
-from pos3lite import profiles as _profiles
 
-from .conftest import get, keys
+from .conftest import ODD_NAMES, get, keys, open_mirror, put
 
 pytestmark = pytest.mark.integration
-
-ODD_NAMES = [
-    "with space.txt",
-    "caf\u00e9.txt",
-    "\u65e5\u672c/\u30d5\u30a1\u30a4\u30eb.txt",
-    "emoji \U0001f600.bin",
-    "plus+sign.txt",
-    "percent%20literal.txt",
-    "tilde~.txt",
-    "eq=amp&bang!.txt",
-    "quote'paren(1).txt",
-]
-
-
-@pytest.fixture(autouse=True)
-def _clean_profiles(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
-    monkeypatch.setenv("POS3LITE_PROFILES_FILE", str(tmp_path / "no-profiles.toml"))
-    _profiles._reset_for_tests()
-    yield
-    _profiles._reset_for_tests()
-
-
-def put(oracle: Any, bucket: str, key: str, data: bytes) -> None:
-    """Oracle PutObject; an empty body is sent without ``Body`` (SeaweedFS 4.48 stalls the
-    next request on the connection after boto3's ``Body=b""``)."""
-    if data:
-        oracle.put_object(Bucket=bucket, Key=key, Body=data)
-    else:
-        oracle.put_object(Bucket=bucket, Key=key)
-
-
-def _mirror(tmp_path: Path, profile: Any = None, **kw: Any) -> Any:
-    return pos3lite.mirror(
-        cache_root=tmp_path / "cache", show_progress=False, default_profile=profile, **kw
-    )
 
 
 def _write(root: Path, files: dict[str, bytes]) -> None:
@@ -84,7 +47,7 @@ def test_upload_on_exit_byte_for_byte(
     files["zero.bin"] = b""
     files["big.bin"] = os.urandom(3 * 1024 * 1024 + 7)
     _write(src, files)
-    with _mirror(tmp_path, profile, max_workers=4):
+    with open_mirror(tmp_path, profile, max_workers=4):
         path = pos3lite.upload(f"s3://{bucket}/out", local=src, interval=None)
         assert path == src.resolve()
         assert keys(oracle, bucket) == []  # nothing is sent at registration
@@ -94,7 +57,7 @@ def test_upload_on_exit_byte_for_byte(
 def test_upload_local_none_creates_cache_folder(
     oracle: Any, bucket: str, profile: Any, tmp_path: Path
 ) -> None:
-    with _mirror(tmp_path, profile):
+    with open_mirror(tmp_path, profile):
         path = pos3lite.upload(f"s3://{bucket}/results", interval=None)
         assert path == (tmp_path / "cache" / "test" / bucket / "results").resolve()
         assert path.is_dir()
@@ -109,7 +72,7 @@ def test_empty_dirs_become_markers_not_root(
     _write(src, {"a.txt": b"a", "full/b.txt": b"b"})
     (src / "empty").mkdir()
     (src / "full" / "empty2").mkdir()
-    with _mirror(tmp_path, profile):
+    with open_mirror(tmp_path, profile):
         pos3lite.upload(f"s3://{bucket}/out", local=src, interval=None)
     assert keys(oracle, bucket) == [
         "out/a.txt",
@@ -126,7 +89,7 @@ def test_upload_to_bucket_root_has_no_slash_key(
     src = tmp_path / "src"
     _write(src, {"top.txt": b"t", "d/x.txt": b"x"})
     (src / "hollow").mkdir()
-    with _mirror(tmp_path, profile):
+    with open_mirror(tmp_path, profile):
         pos3lite.upload(f"s3://{bucket}", local=src, interval=None)
     got = keys(oracle, bucket)
     assert "/" not in got and not any(k.startswith("/") for k in got)
@@ -145,7 +108,7 @@ def test_delete_true_removes_remote_extras(
     put(oracle, bucket, "out2/x.txt", b"sibling prefix")
     src = tmp_path / "src"
     _write(src, {"new.txt": b"new"})
-    with _mirror(tmp_path, profile):
+    with open_mirror(tmp_path, profile):
         pos3lite.upload(f"s3://{bucket}/out", local=src, interval=None, delete=True)
     assert keys(oracle, bucket) == ["out/new.txt", "out2/x.txt", "outside.txt"]
 
@@ -156,7 +119,7 @@ def test_delete_false_keeps_remote_extras(
     put(oracle, bucket, "out/old.txt", b"old")
     src = tmp_path / "src"
     _write(src, {"new.txt": b"new"})
-    with _mirror(tmp_path, profile):
+    with open_mirror(tmp_path, profile):
         pos3lite.upload(f"s3://{bucket}/out", local=src, interval=None, delete=False)
     assert _remote(oracle, bucket, "out/") == {"old.txt": b"old", "new.txt": b"new"}
 
@@ -169,7 +132,7 @@ def test_empty_local_folder_deletes_nothing(
     put(oracle, bucket, "out/sub/b.txt", b"b")
     src = tmp_path / "src"
     src.mkdir()
-    with _mirror(tmp_path, profile):
+    with open_mirror(tmp_path, profile):
         pos3lite.upload(f"s3://{bucket}/out", local=src, interval=None, delete=True)
     assert _remote(oracle, bucket, "out/") == {"a.txt": b"a", "sub/b.txt": b"b"}
 
@@ -179,7 +142,7 @@ def test_missing_local_folder_raises_on_clean_exit(
 ) -> None:
     put(oracle, bucket, "out/a.txt", b"a")
     missing = tmp_path / "typo"
-    with pytest.raises(TransferError) as info, _mirror(tmp_path, profile):
+    with pytest.raises(TransferError) as info, open_mirror(tmp_path, profile):
         pos3lite.upload(f"s3://{bucket}/out", local=missing, interval=None)
     assert "typo" in str(info.value)
     assert any(isinstance(f, FileNotFoundError) for f in info.value.failures)
@@ -196,7 +159,7 @@ def test_excluded_remote_files_are_not_deleted(
     put(oracle, bucket, "out/stale.txt", b"stale")
     src = tmp_path / "src"
     _write(src, {"keep.txt": b"k", "logs/local.log": b"never uploaded", "trace.log": b"t"})
-    with _mirror(tmp_path, profile):
+    with open_mirror(tmp_path, profile):
         pos3lite.upload(
             f"s3://{bucket}/out", local=src, interval=None, exclude=["logs", "**/*.log"]
         )
@@ -227,7 +190,7 @@ def test_error_exit_uploads_only_sync_on_error(
 ) -> None:
     """Exit policy table in _mirror.py: an Exception, Ctrl-C or a non-zero exit is an error
     exit; only sync_on_error=True registrations upload (pos3 uploaded all on BaseException)."""
-    with pytest.raises(type(exc)) as info, _mirror(tmp_path, profile):
+    with pytest.raises(type(exc)) as info, open_mirror(tmp_path, profile):
         _two_registrations(bucket, tmp_path)
         raise exc
     assert info.value is exc  # the body's exception propagates unchanged
@@ -238,7 +201,7 @@ def test_error_exit_uploads_only_sync_on_error(
 def test_sys_exit_zero_is_a_clean_exit(
     oracle: Any, bucket: str, profile: Any, tmp_path: Path, code: int | None
 ) -> None:
-    with pytest.raises(SystemExit), _mirror(tmp_path, profile):
+    with pytest.raises(SystemExit), open_mirror(tmp_path, profile):
         _two_registrations(bucket, tmp_path)
         sys.exit(code)
     assert keys(oracle, bucket) == ["onerr/onerr.txt", "plain/plain.txt"]
@@ -248,7 +211,7 @@ def test_error_exit_does_not_mask_body_exception(
     oracle: Any, bucket: str, profile: Any, tmp_path: Path
 ) -> None:
     """A failing sync_on_error upload on an error exit is logged; the body's error wins."""
-    with pytest.raises(ValueError, match="body"), _mirror(tmp_path, profile):
+    with pytest.raises(ValueError, match="body"), open_mirror(tmp_path, profile):
         pos3lite.upload(
             f"s3://{bucket}/out", local=tmp_path / "missing", interval=None, sync_on_error=True
         )
@@ -264,7 +227,7 @@ def test_background_thread_uploads_while_open(
 ) -> None:
     src = tmp_path / "src"
     _write(src, {"first.txt": b"1"})
-    with _mirror(tmp_path, profile):
+    with open_mirror(tmp_path, profile):
         pos3lite.upload(f"s3://{bucket}/bg", local=src, interval=1)
         seen: list[str] = []
         for _ in range(60):  # a wait of up to ~15 s, not a timing assertion
@@ -288,7 +251,7 @@ def test_same_size_edit_is_uploaded_next_sync(
 ) -> None:
     src = tmp_path / "src"
     _write(src, {"f.txt": b"hello", "g.txt": b"untouched"})
-    with _mirror(tmp_path, profile):
+    with open_mirror(tmp_path, profile):
         pos3lite.upload(f"s3://{bucket}/out", local=src, interval=None)
     assert get(oracle, bucket, "out/f.txt") == b"hello"
     g_stamp = oracle.head_object(Bucket=bucket, Key="out/g.txt")["LastModified"]
@@ -297,7 +260,7 @@ def test_same_size_edit_is_uploaded_next_sync(
     (src / "f.txt").write_bytes(b"world")
     future = time.time() + 120  # avoid 1-second mtime granularity against LastModified
     os.utime(src / "f.txt", (future, future))
-    with _mirror(tmp_path, profile):
+    with open_mirror(tmp_path, profile):
         pos3lite.upload(f"s3://{bucket}/out", local=src, interval=None)
     assert get(oracle, bucket, "out/f.txt") == b"world"
     # The unchanged file was not re-sent.
@@ -310,12 +273,12 @@ def test_compare_size_skips_same_size_edit(
     """compare="size" is pos3's rule: a same-size local edit is not uploaded."""
     src = tmp_path / "src"
     _write(src, {"f.txt": b"hello"})
-    with _mirror(tmp_path, profile, compare="size"):
+    with open_mirror(tmp_path, profile, compare="size"):
         pos3lite.upload(f"s3://{bucket}/out", local=src, interval=None)
     (src / "f.txt").write_bytes(b"world")
     future = time.time() + 120
     os.utime(src / "f.txt", (future, future))
-    with _mirror(tmp_path, profile, compare="size"):
+    with open_mirror(tmp_path, profile, compare="size"):
         pos3lite.upload(f"s3://{bucket}/out", local=src, interval=None)
     assert get(oracle, bucket, "out/f.txt") == b"hello"
 
@@ -323,13 +286,13 @@ def test_compare_size_skips_same_size_edit(
 def test_compare_checksum_upload(oracle: Any, bucket: str, profile: Any, tmp_path: Path) -> None:
     src = tmp_path / "src"
     _write(src, {"f.txt": b"hello"})
-    with _mirror(tmp_path, profile, compare="checksum"):
+    with open_mirror(tmp_path, profile, compare="checksum"):
         pos3lite.upload(f"s3://{bucket}/out", local=src, interval=None)
     # Same size, new content, mtime moved into the past: only a checksum sees the change.
     (src / "f.txt").write_bytes(b"world")
     past = time.time() - 7200
     os.utime(src / "f.txt", (past, past))
-    with _mirror(tmp_path, profile, compare="checksum"):
+    with open_mirror(tmp_path, profile, compare="checksum"):
         pos3lite.upload(f"s3://{bucket}/out", local=src, interval=None)
     assert get(oracle, bucket, "out/f.txt") == b"world"
 
@@ -345,7 +308,7 @@ def test_symlink_to_file_is_followed(
     src = tmp_path / "src"
     _write(src, {"real.txt": b"r"})
     (src / "link.txt").symlink_to(outside)
-    with _mirror(tmp_path, profile):
+    with open_mirror(tmp_path, profile):
         pos3lite.upload(f"s3://{bucket}/out", local=src, interval=None)
     assert _remote(oracle, bucket, "out/") == {"real.txt": b"r", "link.txt": b"target content"}
 
@@ -359,7 +322,7 @@ def test_broken_symlink_skipped_and_remote_kept(
     src = tmp_path / "src"
     _write(src, {"real.txt": b"r"})
     (src / "broken.txt").symlink_to(tmp_path / "does-not-exist")
-    with _mirror(tmp_path, profile):
+    with open_mirror(tmp_path, profile):
         pos3lite.upload(f"s3://{bucket}/out", local=src, interval=None, delete=True)
     assert _remote(oracle, bucket, "out/") == {
         "real.txt": b"r",
@@ -376,7 +339,7 @@ def test_rate_limited_upload_is_correct(
     src = tmp_path / "src"
     files = {f"f{i}.bin": os.urandom(64 * 1024 + i) for i in range(4)}
     _write(src, files)
-    with _mirror(tmp_path, profile, max_workers=4, max_upload_bytes_per_second=4 * 1024 * 1024):
+    with open_mirror(tmp_path, profile, max_workers=4, max_upload_bytes_per_second=4 * 1024 * 1024):
         pos3lite.upload(f"s3://{bucket}/rl", local=src, interval=None)
     assert _remote(oracle, bucket, "rl/") == files
 
@@ -397,6 +360,6 @@ def test_upload_with_read_only_identity_fails_loudly(
     )
     src = tmp_path / "src"
     _write(src, {"a.txt": b"a"})
-    with pytest.raises(Pos3liteError), _mirror(tmp_path, reader):
+    with pytest.raises(Pos3liteError), open_mirror(tmp_path, reader):
         pos3lite.upload(f"s3://{bucket}/out", local=src, interval=None)
     assert keys(oracle, bucket) == []

@@ -19,6 +19,7 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
+from typing import Any
 
 ACCESS_KEY = "AKIDPOS3LITETEST"
 SECRET_KEY = "pos3lite/test+secret/KEY"
@@ -168,3 +169,24 @@ class SeaweedFS:
         self, t: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
     ) -> None:
         self.stop()
+
+
+def oracle_client(server: SeaweedFS, **config: Any) -> Any:
+    """A boto3 client straight to ``server`` (path-style, checksums only when required):
+    the independent oracle the tests read back with. ``config`` adds botocore Config keys."""
+    import boto3
+    from botocore.config import Config
+
+    return boto3.client(
+        "s3",
+        endpoint_url=server.endpoint,
+        aws_access_key_id=server.access_key,
+        aws_secret_access_key=server.secret_key,
+        region_name=server.region,
+        config=Config(
+            s3={"addressing_style": "path"},
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+            **config,
+        ),
+    )

@@ -12,7 +12,7 @@ import pytest
 from pos3lite.engine.model import Action, Entry, Reason
 from pos3lite.errors import UnsafeKeyError
 from pos3lite.localfs import TEMP_SUFFIX, file_md5, safe_join, walk, write_atomic
-from pos3lite.transfer import ByteRateLimiter, run_parallel
+from pos3lite.transfer import Batch, ByteRateLimiter
 
 
 def make_tree(root: Path, files: dict[str, bytes]) -> None:
@@ -143,7 +143,7 @@ def test_infinite_rate_never_waits() -> None:
     assert clock.slept == []
 
 
-def test_run_parallel_runs_everything_and_collects_failures() -> None:
+def test_batch_runs_everything_and_collects_failures() -> None:
     actions = [Action(f"k{i}", Reason.MISSING, Entry(f"k{i}", 1, 0.0), None) for i in range(50)]
     done: list[str] = []
 
@@ -153,7 +153,9 @@ def test_run_parallel_runs_everything_and_collects_failures() -> None:
         done.append(a.key)
 
     with ThreadPoolExecutor(4) as ex:
-        failures = run_parallel(ex, fn, actions, window=3)
+        batch = Batch(ex)
+        batch.run(actions, fn, window=3)
+        failures = batch.failures
     assert len(done) == 45
     assert sorted(str(f) for f in failures) == sorted(
         f"failed k{i}" for i in range(50) if str(i).endswith("7")
