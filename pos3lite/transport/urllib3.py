@@ -35,7 +35,7 @@ from urllib3.exceptions import (
 )
 from urllib3.exceptions import ReadTimeoutError as _Urllib3ReadTimeout
 
-from ..errors import ConnectError, ReadTimeoutError, TransportError
+from ..errors import CertificateError, ConnectError, ReadTimeoutError, TransportError
 from .base import Headers, Request, Response
 
 if TYPE_CHECKING:
@@ -180,6 +180,12 @@ def _translate(request: Request) -> Iterator[None]:
             f"read timed out for {where}: {exc}", method=request.method, url=request.url
         ) from None
     except SSLError as exc:
+        if _certificate_failure(exc):
+            raise CertificateError(
+                f"TLS certificate verification failed for {where}: {exc}",
+                method=request.method,
+                url=request.url,
+            ) from None
         raise ConnectError(
             f"TLS failure for {where}: {exc}", method=request.method, url=request.url
         ) from None
@@ -187,3 +193,23 @@ def _translate(request: Request) -> Iterator[None]:
         raise TransportError(
             f"connection failed for {where}: {exc}", method=request.method, url=request.url
         ) from None
+
+
+def _certificate_failure(exc: BaseException) -> bool:
+    """True if ``exc`` (or its cause chain) is a certificate verification failure."""
+    import ssl
+
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            return False
+        if isinstance(seen, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(
+            seen
+        ):
+            return True
+        seen = (
+            seen.__cause__
+            or seen.__context__
+            or (seen.args[0] if seen.args and isinstance(seen.args[0], BaseException) else None)
+        )
+    return False
