@@ -605,15 +605,22 @@ class S3Client:
                 if checksum is not None:
                     checksum.verify(url)
                 elif whole and _md5_etag(info.etag, resp):
-                    self._check_etag(url, info.etag.lower(), written, digest, mismatched)
+                    if not self.check_etag(url, info.etag.lower(), written, digest, mismatched):
+                        _unverified(url, "the endpoint's ETags are not MD5s")
+                elif whole:
+                    _unverified(url, f"ETag {info.etag!r} is not an MD5 of the bytes")
             return GetResult(written, info.etag, info.last_modified, digest, encrypted)
 
         return self._attempts(once, rewind)
 
-    def _check_etag(
+    def check_etag(
         self, url: str, etag: str, size: int, digest: str, mismatched: list[tuple[int, str]]
-    ) -> None:
-        """Check a plain ETag as the MD5 of the bytes, per ``verify_etag`` (see the class).
+    ) -> bool:
+        """Check a plain ETag as the MD5 (hex) of ``size`` bytes, per ``verify_etag``.
+
+        ``mismatched`` holds ``(size, md5)`` of earlier attempts of this download that failed
+        the check (the caller keeps it across retries). Returns True if the ETag was checked
+        and matched, False if it was not checked; raises ChecksumMismatchError.
 
         In auto mode an ETag counts as an MD5 only once the endpoint proved it (one match);
         until then, two attempts of the same length and the same bytes that both disagree
@@ -622,11 +629,11 @@ class S3Client:
         """
         mode = self.verify_etag
         if mode == "off" or (mode == "auto" and self._etag_is_md5 is False):
-            return
+            return False
         if digest == etag:
             if mode == "auto" and self._etag_is_md5 is None:
                 self._etag_is_md5 = True
-            return
+            return True
         if mode == "auto" and self._etag_is_md5 is None and (size, digest) in mismatched:
             with self._lock:
                 first = self._etag_is_md5 is None
@@ -639,7 +646,7 @@ class S3Client:
                     self._netloc or "AWS",
                     etag,
                 )
-            return
+            return False
         mismatched.append((size, digest))
         raise ChecksumMismatchError(url, etag, digest)
 
@@ -990,6 +997,10 @@ class _Prefetch:
         if self._error is not None:
             raise self._error
         return self._value
+
+
+def _unverified(url: str, why: str) -> None:
+    logger.warning("%s: downloaded unverified (%s)", url, why)
 
 
 class _Checksum:
