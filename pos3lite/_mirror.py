@@ -277,6 +277,7 @@ class _Mirror:
                 addressing_style=profile.addressing_style if profile else "auto",
                 retry=Retry(max_attempts=self.max_attempts),
                 payload_signing=self.payload_signing,
+                verify_etag=profile.verify_etag if profile else "auto",
             )
             self._clients[profile] = made
             return made
