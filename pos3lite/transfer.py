@@ -648,8 +648,12 @@ def execute_upload(
     window: int,
     limiter: ByteRateLimiter | None = None,
     config: TransferConfig | None = None,
+    extra_failures: Sequence[BaseException] = (),
 ) -> None:
     """Apply an upload plan: put ``local_root / key`` at ``key_prefix + key``.
+
+    ``extra_failures`` (keys that failed at plan time) count as copy failures: they
+    suppress deletes and are raised with them.
 
     Empty local folders become zero-byte directory markers (``key/``). Raises
     TransferError("Upload", ...) for copy failures and TransferError("Delete", ...) for
@@ -679,9 +683,8 @@ def execute_upload(
             logger.error("failed to upload %r to s3://%s/%s: %s", action.key, bucket, key, exc)
             raise
 
-    failures: list[BaseException] = [
-        KeyConflictError(key, "is both a file and a folder") for key in plan.conflicts
-    ]
+    failures: list[BaseException] = list(extra_failures)
+    failures += [KeyConflictError(key, "is both a file and a folder") for key in plan.conflicts]
     batch.run(plan.copies, copy, window=window)
     failures += batch.failures
     if failures:

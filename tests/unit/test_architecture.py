@@ -19,6 +19,7 @@ REPO = PKG.parent
 PURE = [
     "errors.py",
     "urls.py",
+    "keys.py",
     "engine/model.py",
     "engine/diff.py",
     "engine/compare.py",

@@ -7,14 +7,12 @@ servers refusing it, rclone's GET ``Last-Modified`` differing from the listing's
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 from collections.abc import Callable
 from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -23,11 +21,11 @@ from pos3lite.errors import S3Error, TransferError
 from pos3lite.progress import NullProgress
 from pos3lite.s3.client import S3Client
 from pos3lite.transfer import TransferConfig, download_object, execute_upload, upload_file
-from pos3lite.transport.base import MockTransport, Request, Response
+from pos3lite.transport.base import MockTransport
+from tests.support.fake_s3 import FakeS3
 
 MiB = 1024 * 1024
 CFG = TransferConfig(multipart_threshold=8 * MiB, part_size=8 * MiB)
-LAST_MODIFIED = "Sat, 21 Nov 2026 23:03:25 GMT"
 LISTED = 1795302205.0  # 2026-11-21T23:03:25Z
 
 
@@ -38,103 +36,6 @@ class Serial:
         f: Future[Any] = Future()
         f.set_result(fn(*args))
         return f
-
-
-class FakeS3:
-    def __init__(
-        self,
-        *,
-        initiate_root: str = "InitiateMultipartUploadResult",
-        part_number: str = "honour",  # honour | ignore | refuse
-        fail_part: int | None = None,
-        get_last_modified: str = LAST_MODIFIED,
-        delete_objects_status: int = 200,
-    ) -> None:
-        self.objects: dict[str, bytes] = {}
-        self.parts: dict[str, list[int]] = {}  # key -> part sizes of a multipart object
-        self.uploads: dict[str, dict[int, bytes]] = {}
-        self.aborted: list[str] = []
-        self.initiate_root = initiate_root
-        self.part_number = part_number
-        self.fail_part = fail_part
-        self.get_last_modified = get_last_modified
-        self.delete_objects_status = delete_objects_status
-
-    def etag(self, key: str) -> str:
-        data = self.objects[key]
-        sizes = self.parts.get(key)
-        if not sizes:
-            return hashlib.md5(data).hexdigest()
-        digests, off = b"", 0
-        for n in sizes:
-            digests += hashlib.md5(data[off : off + n]).digest()
-            off += n
-        return f"{hashlib.md5(digests).hexdigest()}-{len(sizes)}"
-
-    def put_multipart(self, key: str, data: bytes, part: int) -> None:
-        self.objects[key] = data
-        self.parts[key] = [min(part, len(data) - o) for o in range(0, len(data), part)]
-
-    def __call__(self, r: Request) -> Response:
-        u = urlsplit(r.url)
-        q = parse_qs(u.query, keep_blank_values=True)
-        key = u.path.split("/", 2)[2] if u.path.count("/") >= 2 else ""
-        if r.method == "POST" and "uploads" in q:
-            self.uploads[key] = {}
-            root = self.initiate_root
-            return Response(
-                200, {}, chunks=iter([f"<{root}><UploadId>up-1</UploadId></{root}>".encode()])
-            )
-        if r.method == "PUT" and "uploadId" in q:
-            n = int(q["partNumber"][0])
-            if n == self.fail_part:
-                return Response(403, {}, chunks=iter([b"<Error><Code>AccessDenied</Code></Error>"]))
-            assert isinstance(r.body, bytes)
-            self.uploads[key][n] = r.body
-            return Response(200, {"etag": f'"{hashlib.md5(r.body).hexdigest()}"'})
-        if r.method == "POST" and "uploadId" in q:
-            parts = self.uploads.pop(key)
-            self.put_multipart(key, b"".join(parts[n] for n in sorted(parts)), len(parts[1]))
-            body = (
-                f'<CompleteMultipartUploadResult><ETag>"{self.etag(key)}"</ETag>'
-                "</CompleteMultipartUploadResult>"
-            )
-            return Response(200, {}, chunks=iter([body.encode()]))
-        if r.method == "DELETE" and "uploadId" in q:
-            self.aborted.append(q["uploadId"][0])
-            self.uploads.pop(key, None)
-            return Response(204, {})
-        if r.method == "POST" and "delete" in q:
-            if self.delete_objects_status != 200:
-                return Response(
-                    self.delete_objects_status,
-                    {},
-                    chunks=iter([b"<Error><Code>AccessDenied</Code></Error>"]),
-                )
-            return Response(200, {}, chunks=iter([b"<DeleteResult/>"]))
-        if r.method == "PUT":
-            assert isinstance(r.body, bytes)
-            self.objects[key] = r.body
-            self.parts.pop(key, None)
-            return Response(200, {"etag": f'"{self.etag(key)}"'})
-        data = self.objects[key]
-        headers = {"etag": f'"{self.etag(key)}"', "last-modified": self.get_last_modified}
-        if r.method == "HEAD":
-            if "partNumber" in q and self.part_number == "refuse":
-                return Response(400, {})
-            if "partNumber" in q and self.part_number == "honour" and key in self.parts:
-                n = int(q["partNumber"][0])
-                headers["x-amz-mp-parts-count"] = str(len(self.parts[key]))
-                return Response(206, {**headers, "content-length": str(self.parts[key][n - 1])})
-            return Response(200, {**headers, "content-length": str(len(data))})
-        rng = r.headers.get("range")
-        if rng:
-            first, last = (int(x) for x in rng.split("=")[1].split("-"))
-            chunk = data[first : last + 1]
-            return Response(
-                206, {**headers, "content-length": str(len(chunk))}, chunks=iter([chunk])
-            )
-        return Response(200, {**headers, "content-length": str(len(data))}, chunks=iter([data]))
 
 
 def client_for(fake: FakeS3) -> tuple[S3Client, MockTransport]:
