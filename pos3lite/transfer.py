@@ -43,7 +43,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 from .engine.model import Action, Entry, Plan
 from .errors import ChecksumMismatchError, KeyConflictError, S3Error, TransferError
 from .localfs import safe_join, temp_path_for, write_atomic
-from .progress import Progress
+from .progress import Progress, file_done
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor
@@ -351,6 +351,7 @@ class _RangedDownload(_PartGroup):
                 self._verify()
                 os.utime(self.tmp, (self.src.mtime, self.src.mtime))
                 os.replace(self.tmp, self.target)
+                file_done(self.progress, "download", f"s3://{self.bucket}/{self.key}", self.target)
                 return
         except Exception as exc:
             self.error = exc
@@ -429,6 +430,7 @@ def _download_small(
     if got and src is not None and int(got[0]) != int(src.mtime):
         # The object changed between LIST and GET: stamp what we actually fetched.
         os.utime(target, (got[0], got[0]))
+    file_done(progress, "download", f"s3://{bucket}/{key}", target)
 
 
 def execute_download(
@@ -497,6 +499,7 @@ def execute_download(
                 target.rmdir()
             else:
                 target.unlink()
+                file_done(progress, "delete", str(target))
             touched.add(target.parent)
         except FileNotFoundError:
             pass
@@ -534,8 +537,10 @@ class _MultipartUpload(_PartGroup):
         size: int,
         config: TransferConfig,
         on_bytes: Callable[[int], None],
+        progress: Progress | None = None,
     ) -> None:
         self.batch, self.client, self.bucket, self.key = batch, client, bucket, key
+        self.progress = progress
         self.path, self.size, self.on_bytes = path, size, on_bytes
         self.part_size = config.part_size_for(size)
         self.count = -(-size // self.part_size)
@@ -569,6 +574,7 @@ class _MultipartUpload(_PartGroup):
             try:
                 parts = [(i + 1, e) for i, e in enumerate(self.etags)]
                 self.client.complete_multipart_upload(self.bucket, self.key, self.upload_id, parts)
+                file_done(self.progress, "upload", self.path, f"s3://{self.bucket}/{self.key}")
                 return
             except Exception as exc:
                 self.error = exc
@@ -624,9 +630,11 @@ def execute_upload(
             path = local_root.joinpath(*action.key.split("/"))
             size = path.stat().st_size
             if size >= cfg.multipart_threshold:
-                _MultipartUpload(batch, client, bucket, key, path, size, cfg, on_bytes).start()
+                args = (batch, client, bucket, key, path, size, cfg, on_bytes, progress)
+                _MultipartUpload(*args).start()
             else:
                 client.put_object_from_file(bucket, key, path, on_bytes=on_bytes)
+                file_done(progress, "upload", path, f"s3://{bucket}/{key}")
         except Exception as exc:
             logger.error("failed to upload %r to s3://%s/%s: %s", action.key, bucket, key, exc)
             raise
@@ -642,6 +650,10 @@ def execute_upload(
         return
     keys = [key_prefix + a.key for a in plan.deletes]
     errors: list[BaseException] = list(client.delete_objects(bucket, keys))
+    failed = {getattr(err, "key", None) for err in errors}
+    for key in keys:
+        if key not in failed:
+            file_done(progress, "delete", f"s3://{bucket}/{key}")
     if errors:
         for err in errors:
             logger.error("failed to delete: %s", err)
@@ -715,12 +727,13 @@ def upload_file(
             client.put_object_from_file(bucket, key, path, on_bytes=on_bytes)
         except Exception as exc:
             raise TransferError("Upload", [exc]) from exc
+        file_done(progress, "upload", path, f"s3://{bucket}/{key}")
         return
 
     batch = Batch(executor())
 
     def copy(_: object) -> None:
-        _MultipartUpload(batch, client, bucket, key, path, size, cfg, on_bytes).start()
+        _MultipartUpload(batch, client, bucket, key, path, size, cfg, on_bytes, progress).start()
 
     batch.run([None], copy, window=1)
     if batch.failures:

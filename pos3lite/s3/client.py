@@ -224,8 +224,9 @@ class S3Client:
     # ------------------------------------------------------------------ requests
 
     def _host_and_path(self, bucket: str, key: str | None) -> tuple[str, str]:
-        virtual = self._style == "virtual" or (
-            self._style == "auto" and not self._custom and "." not in bucket
+        virtual = bool(bucket) and (  # no bucket (ListBuckets): the service's own host
+            self._style == "virtual"
+            or (self._style == "auto" and not self._custom and "." not in bucket)
         )
         host = self._netloc if self._custom else f"s3.{self.region_for(bucket)}.amazonaws.com"
         if virtual:
@@ -700,6 +701,34 @@ class S3Client:
     def close(self) -> None:
         """Close the transport."""
         self._transport.close()
+
+    def list_buckets(self) -> list[tuple[str, float]]:
+        """ListBuckets (AWS page "ListBuckets", Amazon S3 API Reference): every bucket the
+        credentials own, as ``(name, creation time in seconds since the Unix epoch)``, in the
+        server's order. Follows ``ContinuationToken`` pages. Raises S3Error."""
+        out: list[tuple[str, float]] = []
+        token: str | None = None
+        while True:
+            query = [("continuation-token", token)] if token else []
+            with self.request("GET", "", None, query=query) as resp:
+                try:
+                    root, ns, tag = s3xml._parse(resp.read())
+                except SyntaxError:  # xml.etree's ParseError: not XML at all
+                    tag = ""
+                if tag != "ListAllMyBucketsResult":
+                    raise S3Error(
+                        "InvalidResponse",
+                        "the endpoint did not answer like S3 (no ListAllMyBucketsResult)",
+                        status=resp.status,
+                    )
+            for el in root.iter(f"{ns}Bucket"):
+                created = s3xml._text(el, f"{ns}CreationDate")
+                out.append(
+                    (s3xml._text(el, f"{ns}Name"), s3xml.parse_iso8601(created) if created else 0.0)
+                )
+            token = s3xml._text(root, f"{ns}ContinuationToken") or None
+            if token is None:
+                return out
 
 
 def _object_info(key: str, resp: Response, *, size: int | None = None) -> ObjectInfo:
