@@ -728,7 +728,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     _setup_logging(args)
     ctx = _Context(args, RunReport(bar=False, verbose=bool(getattr(args, "verbose", False))))
     try:
-        return _run(args)
+        code = _run(args)
+        sys.stdout.flush()  # a closed pipe shows here, inside the handlers below
+        return code
     except KeyboardInterrupt:
         print(f"pos3lite {args.command}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
