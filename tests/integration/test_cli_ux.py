@@ -17,7 +17,7 @@ import time
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -61,7 +61,8 @@ def test_verbose_prints_a_line_per_transfer_and_a_summary(
     assert f"upload: {src / 'one.txt'} to s3://{bucket}/p/one.txt" in lines
     assert f"upload: {src / 'sub' / 'two words.txt'} to s3://{bucket}/p/sub/two words.txt" in lines
     summary = lines[-1]
-    assert re.fullmatch(r"pos3lite upload: 2 files, 150 B in \d+\.\d\d s \(.+/s\)", summary), summary
+    pattern = r"pos3lite upload: 2 files, 150 B in \d+\.\d\d s \(.+/s\)"
+    assert re.fullmatch(pattern, summary), summary
     assert up.stdout == ""
 
     put(oracle, bucket, "p/extra.txt", b"xyz")
@@ -97,7 +98,8 @@ def test_progress_flag_draws_a_bar_with_files_that_stays(
 
 
 def test_quiet_prints_only_errors(data: str, env: dict[str, str], tmp_path: Path) -> None:
-    ok = run(["download", f"s3://{data}/d", "--local", str(tmp_path / "q"), "-q", "--progress"], env)
+    dst = str(tmp_path / "q")
+    ok = run(["download", f"s3://{data}/d", "--local", dst, "-q", "--progress"], env)
     assert ok.returncode == 0
     assert ok.stderr == ""
     bad = run(["download", f"s3://{data}/nothing", "-q"], env)
@@ -170,7 +172,7 @@ def test_ls_accepts_the_common_flags(data: str, s3_server: Any, tmp_path: Path) 
 class _Recorder(http.server.BaseHTTPRequestHandler):
     """Not S3: answers every request with an HTML 404 and records the Authorization header."""
 
-    seen: list[str] = []
+    seen: ClassVar[list[str]] = []
 
     def _answer(self) -> None:
         _Recorder.seen.append(self.headers.get("Authorization", ""))
