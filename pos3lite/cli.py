@@ -237,6 +237,20 @@ def _aws_profile_exists(name: str) -> bool:
     return False
 
 
+def _check_profiles_file(name: str) -> None:
+    """A profiles file named by the environment must exist: a typo in the variable would
+    otherwise look like an empty registry."""
+    for var in ("POS3LITE_PROFILES_FILE", "POS3_PROFILES_FILE"):
+        value = os.environ.get(var)
+        if value:
+            path = Path(value).expanduser()
+            if not path.is_file():
+                raise ProfileError(
+                    f"{var} names {str(path)!r}, which does not exist (looking up profile {name!r})"
+                )
+            return
+
+
 def _select_profile(ctx: _Context, url_profile: str | None) -> Profile | None:
     """The profile for this run (see the module rules); ``None`` is the environment.
 
@@ -251,6 +265,7 @@ def _select_profile(ctx: _Context, url_profile: str | None) -> Profile | None:
     name = url_profile or args.profile
     profile: Profile | None = None
     if name:
+        _check_profiles_file(name)
         try:
             profile = resolve_profile(name)
         except ProfileError as exc:

@@ -26,6 +26,7 @@ pytestmark = pytest.mark.integration
 
 
 def cli_env(server: Any, tmp_path: Path, **overrides: str | None) -> dict[str, str]:
+    (tmp_path / "no-profiles.toml").touch()  # an empty registry (a missing one is an error)
     env = {
         k: v
         for k, v in os.environ.items()

@@ -459,3 +459,38 @@ def test_server_command_starts_serves_and_stops_on_ctrl_c(tmp_path: Path) -> Non
         code = proc.wait(timeout=60)
     assert code == 0, proc.stderr.read() if proc.stderr else ""
     assert _port_free(port)
+
+
+# ------------------------------------------------------------------ 3b. profiles files
+
+
+def test_missing_profiles_file_is_an_error_naming_it(
+    data: str, s3_server: Any, tmp_path: Path
+) -> None:
+    missing = tmp_path / "typo" / "profiles.toml"
+    env = cli_env(s3_server, tmp_path, POS3LITE_PROFILES_FILE=str(missing))
+    proc = run(["ls", f"s3://anything@{data}/d/"], env)
+    line = one_line(assert_failed(proc))
+    assert "POS3LITE_PROFILES_FILE" in line and f"'{missing}'" in line
+
+
+def test_pos3_and_pos3lite_profiles_files_are_merged(
+    data: str, s3_server: Any, tmp_path: Path
+) -> None:
+    env = cli_env(s3_server, tmp_path, POS3LITE_PROFILES_FILE=None)
+    home = tmp_path / "home"
+    env["HOME"] = str(home)
+    for app, name in (("pos3", "old"), ("pos3lite", "new")):
+        folder = home / ".config" / app
+        folder.mkdir(parents=True)
+        (folder / "profiles.toml").write_text(
+            f'[profiles.{name}]\nendpoint = "{s3_server.endpoint}"\n'
+            # the same name in both files: pos3lite's wins (pos3's points nowhere)
+            f'[profiles.both]\nendpoint = "'
+            + (s3_server.endpoint if app == "pos3lite" else "http://127.0.0.1:9")
+            + '"\n'
+        )
+    for name in ("old", "new", "both"):
+        proc = run(["ls", f"s3://{name}@{data}/d/sub/"], env)
+        assert proc.returncode == 0, (name, proc.stderr)
+        assert proc.stdout.splitlines() == [f"s3://{name}@{data}/d/sub/b.txt"]
