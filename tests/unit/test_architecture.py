@@ -103,3 +103,18 @@ def test_runtime_dependencies_are_urllib3_and_tqdm_only() -> None:
 
 def test_version_is_hard_coded() -> None:
     assert isinstance(pos3lite.__version__, str) and pos3lite.__version__.count(".") == 2
+
+
+def test_the_server_launcher_is_stdlib_and_only_the_cli_imports_it() -> None:
+    """``pos3lite/_server.py`` (``pos3lite server``) stays out of every other module."""
+    allowed = set(sys.stdlib_module_names) | {"__future__"}
+    roots = {name.split(".")[0] for name in _imports(PKG / "_server.py")}
+    assert roots <= allowed, sorted(roots - allowed)
+    for path in PKG.rglob("*.py"):
+        rel = path.relative_to(PKG).as_posix()
+        if rel in ("cli.py", "_server.py"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""] + [a.name for a in node.names]
+                assert not any(n.split(".")[-1] == "_server" for n in names), rel
