@@ -364,7 +364,8 @@ def _cmd_ls(ctx: _Context) -> int:
         profile = _select_profile(ctx, profile_name)
         who = f"{profile_name}@" if profile_name else ""
         for name, created in _client(ctx, profile).list_buckets():
-            print(_long(ctx, created, None, f"s3://{who}{name}/").replace(" PRE ", " BKT "))
+            shown = f"s3://{who}{name}/"
+            print(f"{_stamp(created)} {shown}" if ctx.args.long and created else shown)
         return EXIT_OK
     url, _plain, profile = _prepare_url(ctx, target)
     client = _client(ctx, profile)
