@@ -246,7 +246,7 @@ def _check_profiles_file(name: str) -> None:
             path = Path(value).expanduser()
             if not path.is_file():
                 raise ProfileError(
-                    f"{var} names {str(path)!r}, which does not exist (looking up profile {name!r})"
+                    f"Unknown profile: {name!r}: {var} names {str(path)!r}, which does not exist"
                 )
             return
 

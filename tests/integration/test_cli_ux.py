@@ -134,6 +134,9 @@ def test_ls_of_s3_root_lists_buckets(data: str, s3_server: Any, tmp_path: Path) 
     assert f"s3://{data}/" in proc.stdout.splitlines()
     bare = run(["ls"], env)
     assert bare.stdout == proc.stdout
+    long = run(["ls", "-l", "s3://"], env)
+    mine = [line for line in long.stdout.splitlines() if line.endswith(f" s3://{data}/")]
+    assert len(mine) == 1 and re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d ", mine[0]), long.stdout
 
     toml = tmp_path / "profiles.toml"
     toml.write_text(
@@ -440,6 +443,10 @@ def test_server_command_starts_serves_and_stops_on_ctrl_c(tmp_path: Path) -> Non
                 break
             name, _, value = line.removeprefix("export ").strip().partition("=")
             exports[name] = value.strip("'")
+        if "AWS_ENDPOINT_URL_S3" not in exports:
+            proc.send_signal(signal.SIGINT)
+            proc.wait(timeout=60)
+            pytest.fail(f"no export lines; stderr: {proc.stderr.read() if proc.stderr else ''}")
         assert exports["AWS_ENDPOINT_URL_S3"] == f"http://127.0.0.1:{port}"
         use = dict(env, **exports)
         use["POS3LITE_CACHE_ROOT"] = str(tmp_path / "cache")
