@@ -584,7 +584,7 @@ def _cmd_server(ctx: _Context) -> int:
             where = str(workdir) if workdir else "a temporary folder, removed at exit"
             print(f"pos3lite server: S3 on {server.endpoint}, data in {where}", file=sys.stderr)
         while not stop.wait(0.5):
-            if server._proc is not None and server._proc.poll() is not None:
+            if server._proc is not None and server._proc.poll() is not None and not stop.is_set():
                 raise CLIError("the server exited unexpectedly")
     finally:
         server.stop()

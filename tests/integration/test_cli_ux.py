@@ -432,6 +432,7 @@ def test_server_command_starts_serves_and_stops_on_ctrl_c(tmp_path: Path) -> Non
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        start_new_session=True,  # its own process group, so SIGINT goes to all as Ctrl-C does
     )
     try:
         assert proc.stdout is not None
@@ -462,7 +463,7 @@ def test_server_command_starts_serves_and_stops_on_ctrl_c(tmp_path: Path) -> Non
             "s3://demo/try/sub/two words.txt",
         ]
     finally:
-        proc.send_signal(signal.SIGINT)
+        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: the CLI and weed both get it
         code = proc.wait(timeout=60)
     assert code == 0, proc.stderr.read() if proc.stderr else ""
     assert _port_free(port)
