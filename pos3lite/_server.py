@@ -66,6 +66,14 @@ def weed_binary() -> str:
     )
 
 
+def _exits_within(proc: subprocess.Popen[bytes], seconds: float) -> bool:
+    try:
+        proc.wait(timeout=seconds)
+    except subprocess.TimeoutExpired:
+        return False
+    return True
+
+
 @dataclass
 class SeaweedFS:
     """A ``weed mini`` process; use as a context manager. ``endpoint`` is set once started.
@@ -113,7 +121,9 @@ class SeaweedFS:
         data = self.workdir / "data"
         data.mkdir(exist_ok=True)
         log_path = self.workdir / "weed.log"
-        for _attempt in range(1 if self.port else 3):
+        # Retried even with a fixed port: weed mini picks its other ports (volume, filer)
+        # itself, and concurrent instances can race for them ("address already in use").
+        for _attempt in range(3):
             port = self.port or free_base_port()
             with open(log_path, "ab") as log:
                 proc = subprocess.Popen(
@@ -145,10 +155,14 @@ class SeaweedFS:
                 try:
                     url = f"http://127.0.0.1:{port}/healthz"
                     with urllib.request.urlopen(url, timeout=1) as r:
-                        if r.status == 200:
-                            self._proc = proc
-                            self.endpoint = f"http://127.0.0.1:{port}"
-                            return self
+                        ready = r.status == 200
+                    # weed mini answers /healthz before its volume server has bound its
+                    # port; a concurrent instance that took that port makes it exit just
+                    # after. Count it as started only if it is still up a moment later.
+                    if ready and not _exits_within(proc, 1.5):
+                        self._proc = proc
+                        self.endpoint = f"http://127.0.0.1:{port}"
+                        return self
                 except OSError:
                     pass
                 time.sleep(0.2)

@@ -6,6 +6,7 @@ environment (see ``test_cli.cli_env``); stderr is a pipe, so not a terminal.
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import os
 import re
@@ -426,6 +427,7 @@ def test_server_command_starts_serves_and_stops_on_ctrl_c(tmp_path: Path) -> Non
 
     port = free_base_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "POS3"))}
+    env["AWS_EC2_METADATA_DISABLED"] = "true"  # hermetic: never probe a metadata service
     proc = subprocess.Popen(
         [console_script(), "server", "--port", str(port), "--data", str(tmp_path / "data")],
         env=env,
@@ -463,7 +465,8 @@ def test_server_command_starts_serves_and_stops_on_ctrl_c(tmp_path: Path) -> Non
             "s3://demo/try/sub/two words.txt",
         ]
     finally:
-        os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: the CLI and weed both get it
+        with contextlib.suppress(ProcessLookupError):  # already gone after a failed start
+            os.killpg(proc.pid, signal.SIGINT)  # Ctrl-C: the CLI and weed both get it
         code = proc.wait(timeout=60)
     assert code == 0, proc.stderr.read() if proc.stderr else ""
     assert _port_free(port)
