@@ -135,6 +135,18 @@ class SeaweedFS:
                         "-ip=127.0.0.1",
                         "-ip.bind=127.0.0.1",
                         f"-s3.port={port}",
+                        # Every port pinned inside the range free_base_port checked (gRPC
+                        # ports at +10000), so concurrent instances never race for weed
+                        # mini's defaults (9333, 9340, 8888, ...).
+                        f"-s3.port.grpc={port + 10000}",
+                        f"-master.port={port + 1}",
+                        f"-master.port.grpc={port + 10001}",
+                        f"-volume.port={port + 2}",
+                        f"-volume.port.grpc={port + 10002}",
+                        f"-filer.port={port + 3}",
+                        f"-filer.port.grpc={port + 10003}",
+                        f"-admin.port={port + 4}",
+                        f"-admin.port.grpc={port + 10004}",
                         f"-s3.config={ids_path}",
                         "-master.telemetry=false",
                         "-webdav=false",

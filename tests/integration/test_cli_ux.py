@@ -505,3 +505,23 @@ def test_pos3_and_pos3lite_profiles_files_are_merged(
         proc = run(["ls", f"s3://{name}@{data}/d/sub/"], env)
         assert proc.returncode == 0, (name, proc.stderr)
         assert proc.stdout.splitlines() == [f"s3://{name}@{data}/d/sub/b.txt"]
+
+
+def test_verbose_lines_for_multipart_transfers(
+    bucket: str, env: dict[str, str], tmp_path: Path
+) -> None:
+    """Large files go through multipart upload and ranged download: still one line each."""
+    src = tmp_path / "big"
+    src.mkdir()
+    size = 9 * 2**20  # above the 8 MiB multipart threshold
+    (src / "large.bin").write_bytes(os.urandom(1024) * (size // 1024))
+    up = run(["upload", f"s3://{bucket}/big", "--local", str(src), "-v"], env)
+    assert up.returncode == 0, up.stderr
+    assert f"upload: {src / 'large.bin'} to s3://{bucket}/big/large.bin" in up.stderr.splitlines()
+    assert "1 file, 9.0 MiB in" in up.stderr.splitlines()[-1]
+    dst = tmp_path / "back"
+    down = run(["download", f"s3://{bucket}/big", "--local", str(dst), "-v"], env)
+    assert down.returncode == 0, down.stderr
+    line = f"download: s3://{bucket}/big/large.bin to {dst / 'large.bin'}"
+    assert line in down.stderr.splitlines()
+    assert (dst / "large.bin").stat().st_size == size
