@@ -7,8 +7,10 @@ once per process, all or nothing. Code registrations always win over file entrie
 The file is the first of: ``$POS3LITE_PROFILES_FILE``, ``$POS3_PROFILES_FILE`` (pos3),
 ``$XDG_CONFIG_HOME/pos3lite/profiles.toml``, ``~/.config/pos3lite/profiles.toml``, then pos3's
 ``$XDG_CONFIG_HOME/pos3/profiles.toml`` and ``~/.config/pos3/profiles.toml``. A variable that
-is set selects its file even if the file is missing (an empty registry); the other candidates
-count only if the file exists. Format::
+is set selects its file even if the file is missing (an empty registry; the CLI reports it);
+the other candidates count only if the file exists. When pos3lite's default file is chosen,
+pos3's default file is read too and merged under it (pos3lite's entries win per name).
+Format::
 
     [profiles.minio]
     endpoint = "http://127.0.0.1:9000"     # required
@@ -336,6 +338,9 @@ def load_registry(path: str | os.PathLike[str] | None = None, force: bool = Fals
             return
         registry_path = Path(path) if path is not None else profiles_file()
         new_profiles = _read_registry(registry_path) if registry_path is not None else {}
+        if path is None:
+            # pos3's file is read as well; pos3lite's entries win per name (issue 13).
+            new_profiles = {**_pos3_registry(registry_path), **new_profiles}
         _REGISTRY_PROFILES = new_profiles
         _REGISTRY_PATH = registry_path
         _REGISTRY_LOADED = True
@@ -344,6 +349,26 @@ def load_registry(path: str | os.PathLike[str] | None = None, force: bool = Fals
 
 # pos3's private name, kept for code and tests written against pos3.
 _load_profile_registry = load_registry
+
+
+def _pos3_registry(chosen: Path | None) -> dict[str, Profile]:
+    """pos3's default ``profiles.toml`` (the first that exists) when the chosen file is
+    pos3lite's default one (no ``$POS3LITE_PROFILES_FILE``/``$POS3_PROFILES_FILE``), else ``{}``."""
+    if chosen is None or chosen.parent.name != "pos3lite":
+        return {}
+    if os.environ.get("POS3LITE_PROFILES_FILE") or os.environ.get("POS3_PROFILES_FILE"):
+        return {}
+    from .config.files import home_dir
+
+    xdg = os.environ.get("XDG_CONFIG_HOME")
+    home = home_dir()
+    bases = [Path(xdg)] if xdg and os.path.isabs(xdg) else []
+    bases += [home / ".config"] if home is not None else []
+    for base in bases:
+        candidate = base / "pos3" / "profiles.toml"
+        if candidate.is_file():
+            return _read_registry(candidate)
+    return {}
 
 
 def _reset_for_tests() -> None:

@@ -49,7 +49,7 @@ from .errors import (
     TransportError,
 )
 from .localfs import safe_join, temp_path_for, write_atomic
-from .progress import Progress
+from .progress import Progress, file_done
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor
@@ -379,6 +379,7 @@ class _RangedDownload(_PartGroup):
                 self._verify()
                 os.utime(self.tmp, (self.src.mtime, self.src.mtime))
                 os.replace(self.tmp, self.target)
+                file_done(self.progress, "download", f"s3://{self.bucket}/{self.key}", self.target)
                 return
         except Exception as exc:
             self.error = exc
@@ -459,6 +460,7 @@ def _download_small(
         # Only then: a GET's Last-Modified may differ from the listing's for the same
         # object (rclone), and stamping it would download the file again on every run.
         os.utime(target, (got[0][0], got[0][0]))
+    file_done(progress, "download", f"s3://{bucket}/{key}", target)
 
 
 def execute_download(
@@ -527,6 +529,7 @@ def execute_download(
                 target.rmdir()
             else:
                 target.unlink()
+                file_done(progress, "delete", str(target))
             touched.add(target.parent)
         except FileNotFoundError:
             pass
@@ -564,8 +567,10 @@ class _MultipartUpload(_PartGroup):
         size: int,
         config: TransferConfig,
         on_bytes: Callable[[int], None],
+        progress: Progress | None = None,
     ) -> None:
         self.batch, self.client, self.bucket, self.key = batch, client, bucket, key
+        self.progress = progress
         self.path, self.size, self.on_bytes = path, size, on_bytes
         self.part_size = config.part_size_for(size)
         self.count = -(-size // self.part_size)
@@ -614,6 +619,7 @@ class _MultipartUpload(_PartGroup):
             try:
                 parts = [(i + 1, e) for i, e in enumerate(self.etags)]
                 self.client.complete_multipart_upload(self.bucket, self.key, self.upload_id, parts)
+                file_done(self.progress, "upload", self.path, f"s3://{self.bucket}/{self.key}")
                 return
             except Exception as exc:
                 self.error = exc
@@ -676,9 +682,11 @@ def execute_upload(
             path = local_root.joinpath(*action.key.split("/"))
             size = path.stat().st_size
             if size >= cfg.multipart_threshold:
-                _MultipartUpload(batch, client, bucket, key, path, size, cfg, on_bytes).start()
+                args = (batch, client, bucket, key, path, size, cfg, on_bytes, progress)
+                _MultipartUpload(*args).start()
             else:
                 client.put_object_from_file(bucket, key, path, on_bytes=on_bytes)
+                file_done(progress, "upload", path, f"s3://{bucket}/{key}")
         except Exception as exc:
             logger.error("failed to upload %r to s3://%s/%s: %s", action.key, bucket, key, exc)
             raise
@@ -698,6 +706,10 @@ def execute_upload(
         # A whole DeleteObjects batch failed: the same shape as per-key failures.
         logger.error("failed to delete under s3://%s/%s: %s", bucket, key_prefix, exc)
         raise TransferError("Delete", [exc]) from exc
+    failed = {getattr(err, "key", None) for err in errors}
+    for key in keys:
+        if key not in failed:
+            file_done(progress, "delete", f"s3://{bucket}/{key}")
     if errors:
         for err in errors:
             logger.error("failed to delete: %s", err)
@@ -771,12 +783,13 @@ def upload_file(
             client.put_object_from_file(bucket, key, path, on_bytes=on_bytes)
         except Exception as exc:
             raise TransferError("Upload", [exc]) from exc
+        file_done(progress, "upload", path, f"s3://{bucket}/{key}")
         return
 
     batch = Batch(executor())
 
     def copy(_: object) -> None:
-        _MultipartUpload(batch, client, bucket, key, path, size, cfg, on_bytes).start()
+        _MultipartUpload(batch, client, bucket, key, path, size, cfg, on_bytes, progress).start()
 
     batch.run([None], copy, window=1)
     if batch.failures:

@@ -921,6 +921,34 @@ class S3Client:
         """Close the transport."""
         self._transport.close()
 
+    def list_buckets(self) -> list[tuple[str, float]]:
+        """ListBuckets (AWS page "ListBuckets", Amazon S3 API Reference): every bucket the
+        credentials own, as ``(name, creation time in seconds since the Unix epoch)``, in the
+        server's order. Follows ``ContinuationToken`` pages. Raises S3Error."""
+        out: list[tuple[str, float]] = []
+        token: str | None = None
+        while True:
+            query = [("continuation-token", token)] if token else []
+            with self.request("GET", "", None, query=query) as resp:
+                try:
+                    root, ns, tag = s3xml._parse(read_capped(resp))
+                except ValueError:  # not well-formed XML at all: not an S3 answer
+                    tag = ""
+                if tag != "ListAllMyBucketsResult":
+                    raise S3Error(
+                        "InvalidResponse",
+                        "the endpoint did not answer like S3 (no ListAllMyBucketsResult)",
+                        status=resp.status,
+                    )
+            for el in root.iter(f"{ns}Bucket"):
+                created = s3xml._text(el, f"{ns}CreationDate")
+                out.append(
+                    (s3xml._text(el, f"{ns}Name"), s3xml.parse_iso8601(created) if created else 0.0)
+                )
+            token = s3xml._text(root, f"{ns}ContinuationToken") or None
+            if token is None:
+                return out
+
 
 def read_capped(resp: Response, *, bucket: str = "", limit: int = s3xml.MAX_BODY) -> bytes:
     """Read a whole XML answer body of at most ``limit`` bytes (16 MiB).

@@ -185,3 +185,16 @@ def test_the_cycle_check_sees_a_cycle() -> None:
 def test_config_does_not_import_auth() -> None:
     for path in (PKG / "config").glob("*.py"):
         assert not any(m.startswith("pos3lite.auth") for m in _internal_imports(path)), path
+def test_the_server_launcher_is_stdlib_and_only_the_cli_imports_it() -> None:
+    """``pos3lite/_server.py`` (``pos3lite server``) stays out of every other module."""
+    allowed = set(sys.stdlib_module_names) | {"__future__"}
+    roots = {name.split(".")[0] for name in _imports(PKG / "_server.py")}
+    assert roots <= allowed, sorted(roots - allowed)
+    for path in PKG.rglob("*.py"):
+        rel = path.relative_to(PKG).as_posix()
+        if rel in ("cli.py", "_server.py"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""] + [a.name for a in node.names]
+                assert not any(n.split(".")[-1] == "_server" for n in names), rel
