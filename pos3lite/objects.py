@@ -859,7 +859,7 @@ class Client:
         are not cached.
         """
         s3, parsed = self._resolve(url, need_key=False)
-        cache_key = (s3.endpoint_id, parsed.bucket)
+        cache_key = s3.endpoint_id
         with _PROBE_LOCK:
             known = _PROBED.get(cache_key)
         if known is not None:
@@ -983,7 +983,7 @@ class Client:
         return signed
 
 
-_PROBED: dict[tuple[str, str], bool] = {}
+_PROBED: dict[str, bool] = {}  # endpoint -> enforces conditional writes
 _PROBE_LOCK = threading.Lock()
 
 
