@@ -56,7 +56,7 @@ from .errors import (
 from .urls import S3URL, parse_s3_url
 
 if TYPE_CHECKING:
-    from .lock import Lock
+    from ._lock import Lock
     from .profiles import Profile
     from .s3.client import S3Client
     from .transport.base import Response, Transport
@@ -905,9 +905,9 @@ class Client:
                 logger.warning("could not delete the probe object %s: %s", probe, exc)
 
     def lock(self, url: str, *, lease: float = 30.0) -> Lock:
-        """A lease :class:`~pos3lite.lock.Lock` on the object at ``url`` (not yet acquired);
-        ``lease`` in seconds. See :mod:`pos3lite.lock`."""
-        from .lock import Lock
+        """A lease :class:`~pos3lite.Lock` on the object at ``url`` (not yet acquired);
+        ``lease`` in seconds. See :mod:`pos3lite._lock`."""
+        from ._lock import Lock
 
         return Lock(self, url, lease=lease)
 

@@ -1,5 +1,8 @@
 """A lease lock on one S3 object, built on conditional writes, that survives crashed holders.
 
+(The module is ``_lock`` because ``pos3lite.lock`` is the public function, as ``_mirror``
+holds ``pos3lite.mirror``.)
+
 Rules (after the DynamoDB Lock Client: leases without shared clocks):
 
 * The lock is one small JSON object: ``{"token": n, "state": "held" | "released", ...}``.
