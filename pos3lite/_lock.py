@@ -140,7 +140,9 @@ class Lock:
             raise RuntimeError(f"{self!r} is already held by this Lock object")
         if not self._client.check_conditional_writes(self._url):
             s3, _ = self._client._resolve(self._url)
-            raise ConditionalWritesUnsupportedError(s3.endpoint_id, "probe failed")
+            raise ConditionalWritesUnsupportedError(
+                s3.endpoint_id, "check_conditional_writes() saw If-None-Match or If-Match ignored"
+            )
         deadline = None if timeout is None else self._clock() + max(0.0, timeout)
         seen_etag: str | None = None
         seen_since = 0.0

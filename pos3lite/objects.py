@@ -1027,6 +1027,7 @@ class ObjectReader(io.RawIOBase):
         self._chunks = self._response.iter_bytes()
         self._digest: Any = None
         self._want = ""
+        self._b64 = False  # x-amz-checksum-* values are base64; an MD5 ETag is hex
         if self._whole:
             self._choose_verification(self._response.headers)
 
@@ -1057,7 +1058,7 @@ class ObjectReader(io.RawIOBase):
             value = headers.get(_CHECKSUM_HEADERS[name], "")
             if value and "-" not in value and kind == "FULL_OBJECT":
                 self._digest = _Crc32() if name == "crc32" else hashlib.new(name)
-                self._want = value
+                self._want, self._b64 = value, True
                 return
         etag = headers.get("etag", "").strip('"').lower()
         sse = headers.get("x-amz-server-side-encryption", "")
@@ -1142,11 +1143,8 @@ class ObjectReader(io.RawIOBase):
     def _verify(self) -> None:
         if self._digest is None or self._want == "done":
             return
-        got = (
-            base64.b64encode(self._digest.digest()).decode("ascii")
-            if not isinstance(self._digest, type(hashlib.md5(usedforsecurity=False)))
-            else self._digest.hexdigest()
-        )
+        digest = self._digest.digest()
+        got = base64.b64encode(digest).decode("ascii") if self._b64 else digest.hex()
         want, self._want = self._want, "done"
         if got != want:
             raise ChecksumMismatchError(self._url, want, got)

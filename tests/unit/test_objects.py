@@ -59,6 +59,9 @@ def no_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
     import pos3lite.s3.client as client_mod
 
     monkeypatch.setattr(client_mod.time, "sleep", lambda s: None)
+    import pos3lite.objects as objects
+
+    monkeypatch.setattr(objects, "_PROBED", {})  # each test probes its own mock server
 
 
 def make(handler: Callable[[Request], Response], **profile: str) -> tuple[Client, MockTransport]:
@@ -299,10 +302,11 @@ def test_presign_warns_when_it_outlives_temporary_credentials(
     assert "temp-secret" not in caplog.text and "temp-token" not in caplog.text
 
 
-def test_check_conditional_writes_detects_a_server_that_ignores_the_headers() -> None:
-    stored: dict[str, bytes] = {}
+def ignoring_server(stored: dict[str, bytes]) -> Callable[[Request], Response]:
+    """A server that accepts If-None-Match / If-Match and ignores them (rclone serve s3,
+    s3rver): every PUT succeeds, DELETE removes."""
 
-    def ignoring(request: Request) -> Response:  # rclone serve s3 / s3rver behaviour
+    def handler(request: Request) -> Response:
         key = urlsplit(request.url).path
         if request.method == "PUT":
             stored[key] = request.body if isinstance(request.body, bytes) else b""
@@ -310,9 +314,25 @@ def test_check_conditional_writes_detects_a_server_that_ignores_the_headers() ->
         stored.pop(key, None)
         return Response(204, {})
 
-    client, transport = make(ignoring)
+    return handler
+
+
+def test_check_conditional_writes_detects_a_server_that_ignores_the_headers() -> None:
+    stored: dict[str, bytes] = {}
+    client, transport = make(ignoring_server(stored))
     assert client.check_conditional_writes("s3://bkt-ignoring/") is False
     assert stored == {}  # the probe cleaned up
     sent = len(transport.requests)
     assert client.check_conditional_writes("s3://other-bucket/prefix/") is False
     assert len(transport.requests) == sent  # cached per endpoint
+
+
+def test_lock_refuses_an_endpoint_without_conditional_writes() -> None:
+    from pos3lite import ConditionalWritesUnsupportedError
+
+    stored: dict[str, bytes] = {}
+    client, _ = make(ignoring_server(stored))
+    lk = client.lock("s3://bkt/locks/job", lease=5)
+    with pytest.raises(ConditionalWritesUnsupportedError, match=r"http://s3\.test"):
+        lk.acquire()
+    assert stored == {}  # no lock object written
