@@ -1,6 +1,7 @@
 """Uncontended lock acquire+release with pos3lite: prints a JSON list of seconds per cycle.
 argv: endpoint region access_key secret_key bucket cycles. The first cycle (the one-off
 conditional-write probe and connection set-up) is a warm-up and not reported."""
+
 import json
 import sys
 import time

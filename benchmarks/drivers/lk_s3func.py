@@ -1,6 +1,7 @@
 """Uncontended lock acquire+release with s3func 0.9.6 (S3Session.lock): prints a JSON list of
 seconds per cycle. argv: endpoint region access_key secret_key bucket cycles. The first cycle
 is a warm-up and not reported."""
+
 import json
 import sys
 import time
