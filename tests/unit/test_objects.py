@@ -54,14 +54,11 @@ def ok(headers: dict[str, str] | None = None, body: bytes = b"") -> Response:
 
 
 @pytest.fixture(autouse=True)
-def no_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Retries back off with time.sleep; these tests need no real waiting."""
-    import pos3lite.s3.client as client_mod
-
-    monkeypatch.setattr(client_mod.time, "sleep", lambda s: None)
+def fresh_probe_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test probes its own mock server (the answer is cached per endpoint)."""
     import pos3lite.objects as objects
 
-    monkeypatch.setattr(objects, "_PROBED", {})  # each test probes its own mock server
+    monkeypatch.setattr(objects, "_PROBED", {})
 
 
 def make(handler: Callable[[Request], Response], **profile: str) -> tuple[Client, MockTransport]:
