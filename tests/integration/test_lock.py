@@ -141,10 +141,23 @@ import json, os, signal, sys, time
 import pos3lite
 from pos3lite import Profile, LockLostError
 
-endpoint, region, ak, sk, bucket, name, sections, kill_at, out = sys.argv[1:]
+endpoint, region, ak, sk, bucket, name, sections, kill_at, out, marker, others = sys.argv[1:]
 client = pos3lite.Client(Profile(local_name="w", endpoint=endpoint, region=region,
                                  access_key=ak, secret_key=sk))
 lock_url, counter_url = f"s3://{bucket}/stress/lock", f"s3://{bucket}/stress/counter"
+def wait_for(path):
+    deadline = time.time() + 120
+    while not os.path.exists(path) and time.time() < deadline:
+        time.sleep(0.05)
+
+if int(kill_at) < 0:
+    # Contend only once the victim holds the lock it will die with, and tell it when this
+    # process is watching the lock, so the takeover is measured from waiters already waiting
+    # however the processes get scheduled.
+    client.check_conditional_writes(lock_url)
+    wait_for(marker)
+    assert not client.lock(lock_url, lease=2.0).acquire(blocking=False)
+    open(f"{marker}-{name}", "w").close()
 done = 0
 with open(out, "a") as log:
     while done < int(sections):
@@ -152,6 +165,10 @@ with open(out, "a") as log:
         lk.acquire()
         start = time.time()
         if done == int(kill_at):
+            open(marker, "w").close()
+            for other in others.split(","):
+                wait_for(f"{marker}-{other}")
+            time.sleep(0.2)  # the others now wait on a lock held by a doomed process
             log.write(json.dumps({"who": name, "token": lk.token, "start": start,
                                   "end": time.time(), "killed": True}) + "\n")
             log.flush()
@@ -187,8 +204,11 @@ def test_stress_processes_with_a_sigkilled_holder(
         s3_server.secret_key,
         bucket,
     ]
-    cmds = [[*common, f"w{i}", str(sections), "-1", str(log)] for i in range(workers)]
-    cmds.append([*common, "victim", str(sections), "1", str(log)])  # dies in its 2nd section
+    marker = str(tmp_path / "victim-holds-the-lock")
+    names = [f"w{i}" for i in range(workers)]
+    cmds = [[*common, n, str(sections), "-1", str(log), marker, ""] for n in names]
+    # the victim completes one section, then is SIGKILLed while holding the lock in its second
+    cmds.append([*common, "victim", str(sections), "1", str(log), marker, ",".join(names)])
     procs = [
         subprocess.Popen(
             [sys.executable, "-c", WORKER, *args],
