@@ -12,6 +12,7 @@
     ├── CredentialsError                      no credentials found, or a provider failed
     ├── TransportError                        the request never got an HTTP answer
     │   ├── ConnectError                      could not connect (refused, DNS, TLS)
+    │   │   └── CertificateError              the TLS certificate failed verification
     │   └── ReadTimeoutError                  the socket stalled past the read timeout
     ├── S3Error                               the server answered with an S3 error
     │   ├── NotFoundError (also FileNotFoundError)  404: NoSuchKey, NoSuchBucket, ...
@@ -39,6 +40,7 @@ from collections.abc import Sequence
 __all__ = [
     "AccessDeniedError",
     "AlreadyExistsError",
+    "CertificateError",
     "ChecksumMismatchError",
     "ConditionalWritesUnsupportedError",
     "ConfigError",
@@ -122,6 +124,11 @@ class TransportError(Pos3liteError):
 
 class ConnectError(TransportError):
     """Could not open a connection (refused, DNS failure, TLS handshake failure)."""
+
+
+class CertificateError(ConnectError):
+    """The server's TLS certificate failed verification; never retried (it would fail the
+    same way). Set ``AWS_CA_BUNDLE`` for a private certificate authority."""
 
 
 class ReadTimeoutError(TransportError):
