@@ -40,7 +40,7 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
-    from ._lock import Lock, lock
+    from ._lock import Lock
     from ._mirror import (
         TransferPlan,
         download,
@@ -67,6 +67,7 @@ if TYPE_CHECKING:
         get_bytes,
         head,
         list_objects,
+        lock,
         open,
         presign,
         put,
@@ -106,7 +107,7 @@ _LAZY = {
     "presign": ".objects",
     "put": ".objects",
     "Lock": "._lock",
-    "lock": "._lock",
+    "lock": ".objects",
 }
 
 

@@ -34,26 +34,59 @@ import time
 import uuid
 from collections.abc import Callable
 from types import TracebackType
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 from .errors import (
     ConditionalWritesUnsupportedError,
     ConfigError,
+    InvalidURLError,
     LockLostError,
     NotFoundError,
     Pos3liteError,
     PreconditionFailedError,
 )
+from .urls import parse_s3_url
 
-if TYPE_CHECKING:
-    from .objects import Client
-    from .profiles import Profile
-
-__all__ = ["Lock", "lock"]
+__all__ = ["Lock", "ObjectStore"]
 
 logger = logging.getLogger(__name__)
 
 _FORMAT = "pos3lite-lock/1"
+
+
+class _Tagged(Protocol):
+    @property
+    def etag(self) -> str: ...
+
+
+class _Body(Protocol):
+    @property
+    def info(self) -> _Tagged: ...
+
+    def readall(self) -> bytes: ...
+
+    def close(self) -> None: ...
+
+
+class ObjectStore(Protocol):
+    """What the lock needs from :class:`pos3lite.Client` (kept as a protocol so this module
+    does not import the object API that builds locks)."""
+
+    def put(
+        self,
+        url: str,
+        data: bytes,
+        *,
+        if_none_match: str | None = None,
+        if_match: str | None = None,
+        content_type: str | None = None,
+    ) -> _Tagged: ...
+
+    def get(self, url: str) -> _Body: ...
+
+    def check_conditional_writes(self, url: str) -> bool: ...
+
+    def _endpoint(self, url: str) -> str: ...
 
 
 class Lock:
@@ -73,7 +106,7 @@ class Lock:
 
     def __init__(
         self,
-        client: Client,
+        client: ObjectStore,
         url: str,
         *,
         lease: float = 30.0,
@@ -85,7 +118,9 @@ class Lock:
             raise ConfigError(f"lease must be a positive number of seconds, got {lease!r}")
         self._client = client
         self._url = url
-        client._resolve(url)  # validate the URL now
+        parsed = parse_s3_url(url)  # validate the URL now
+        if not parsed.key or parsed.key.endswith("/"):
+            raise InvalidURLError(f"a lock needs an object key, not a prefix: {url!r}")
         self.lease = float(lease)
         self._poll = poll if poll is not None else min(self.lease / 6, 1.0)
         self._clock = clock
@@ -139,9 +174,9 @@ class Lock:
         if self._held:
             raise RuntimeError(f"{self!r} is already held by this Lock object")
         if not self._client.check_conditional_writes(self._url):
-            s3, _ = self._client._resolve(self._url)
             raise ConditionalWritesUnsupportedError(
-                s3.endpoint_id, "check_conditional_writes() saw If-None-Match or If-Match ignored"
+                self._client._endpoint(self._url),
+                "check_conditional_writes() saw If-None-Match or If-Match ignored",
             )
         deadline = None if timeout is None else self._clock() + max(0.0, timeout)
         seen_etag: str | None = None
@@ -180,9 +215,12 @@ class Lock:
             self._sleep(wait)
 
     def _read(self) -> tuple[dict[str, object], str]:
-        with self._client.get(self._url) as reader:
-            body = reader.read()
+        reader = self._client.get(self._url)
+        try:
+            body = reader.readall()
             etag = reader.info.etag
+        finally:
+            reader.close()
         try:
             state = json.loads(body)
             if not isinstance(state, dict) or state.get("format") != _FORMAT:
@@ -351,16 +389,6 @@ class Lock:
             if exc_type is None:
                 raise
             logger.error("%s (while handling %r)", lost, exc)
-
-
-def lock(url: str, *, lease: float = 30.0, profile: str | Profile | None = None) -> Lock:
-    """A :class:`Lock` on the object at ``url`` (not yet acquired): ``with pos3lite.lock(url):``.
-
-    ``lease`` is in seconds; see :class:`Lock`. Needs ``s3:GetObject`` and ``s3:PutObject``.
-    """
-    from .objects import _client
-
-    return Lock(_client(profile), url, lease=lease)
 
 
 def _token_of(state: dict[str, object]) -> int:

@@ -76,6 +76,7 @@ __all__ = [
     "get_bytes",
     "head",
     "list_objects",
+    "lock",
     "open",
     "presign",
     "put",
@@ -926,6 +927,11 @@ class Client:
             except (S3Error, TransportError) as exc:
                 logger.warning("could not delete the probe object %s: %s", probe, exc)
 
+    def _endpoint(self, url: str) -> str:
+        """``scheme://host[:port]`` of the endpoint serving ``url``."""
+        s3, _ = self._resolve(url, need_key=False)
+        return s3.endpoint_id
+
     def lock(self, url: str, *, lease: float = 30.0) -> Lock:
         """A lease :class:`~pos3lite.Lock` on the object at ``url`` (not yet acquired);
         ``lease`` in seconds. See :mod:`pos3lite._lock`."""
@@ -1679,6 +1685,13 @@ def list_objects(
 def presign(url: str, *, profile: str | Profile | None = None, **kw: Any) -> str:
     """A presigned URL; see :meth:`Client.presign`."""
     return _client(profile).presign(url, **kw)
+
+
+def lock(url: str, *, lease: float = 30.0, profile: str | Profile | None = None) -> Lock:
+    """A lease :class:`~pos3lite.Lock` on the object at ``url`` (not yet acquired):
+    ``with pos3lite.lock(url, lease=30):``. ``lease`` in seconds; needs ``s3:GetObject`` and
+    ``s3:PutObject``. See :meth:`Client.lock`."""
+    return _client(profile).lock(url, lease=lease)
 
 
 def check_conditional_writes(url: str, *, profile: str | Profile | None = None) -> bool:
