@@ -57,6 +57,8 @@ TRANSIENT_CODES = frozenset(
         "BadDigest",
         "XAmzContentSHA256Mismatch",
         "IDPCommunicationError",
+        # 409 on a conditional write racing another ("Conditional requests", S3 guide).
+        "ConditionalRequestConflict",
         # Our own code for a 2xx answer we could not parse (a proxy's HTML page, a body cut
         # mid-XML): another attempt usually reaches the real server (pos3lite.s3.client).
         "MalformedResponse",
