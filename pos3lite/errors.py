@@ -19,7 +19,10 @@
     ├── ChecksumMismatchError                 downloaded bytes do not match the object's checksum
     ├── RemoteNotFoundError (also FileNotFoundError)
     │                                         a download URL matched no object and no prefix
-    └── TransferError                         one or more copy/delete workers failed
+    ├── TransferError                         one or more copy/delete workers failed
+    └── InvalidManifestError (also ValueError)
+                                              a dataset manifest line or shard index that
+                                              does not parse (key and line number named)
 
 ``ConfigError`` and ``UnsafeKeyError`` subclass :class:`ValueError` and ``MirrorStateError``
 subclasses :class:`RuntimeError` so code written against pos3 (which raised those builtins)
@@ -37,6 +40,7 @@ __all__ = [
     "ConfigError",
     "ConnectError",
     "CredentialsError",
+    "InvalidManifestError",
     "InvalidURLError",
     "KeyConflictError",
     "MirrorStateError",
@@ -203,3 +207,11 @@ class TransferError(Pos3liteError):
         super().__init__(f"{operation}: {len(failures)} worker(s) failed: {first}")
         self.operation = operation
         self.failures = list(failures)
+
+
+class InvalidManifestError(Pos3liteError, ValueError):
+    """A dataset manifest line, entry or shard index that does not parse.
+
+    The message names the manifest key and the 1-based line number. Raised instead of
+    skipping the line or treating the manifest as empty, so nothing is rewritten from it.
+    """
