@@ -14,12 +14,17 @@
     │   ├── ConnectError                      could not connect (refused, DNS, TLS)
     │   └── ReadTimeoutError                  the socket stalled past the read timeout
     ├── S3Error                               the server answered with an S3 error
-    │   ├── NotFoundError                     404: NoSuchKey, NoSuchBucket, ...
-    │   └── AccessDeniedError                 403: AccessDenied, SignatureDoesNotMatch, ...
+    │   ├── NotFoundError (also FileNotFoundError)  404: NoSuchKey, NoSuchBucket, ...
+    │   ├── AccessDeniedError                 403: AccessDenied, SignatureDoesNotMatch, ...
+    │   └── PreconditionFailedError           412: a conditional request's condition failed
+    │       └── AlreadyExistsError (also FileExistsError)  ``if_none_match="*"`` on a key
+    │                                         that exists
     ├── ChecksumMismatchError                 downloaded bytes do not match the object's checksum
     ├── RemoteNotFoundError (also FileNotFoundError)
     │                                         a download URL matched no object and no prefix
     ├── TransferError                         one or more copy/delete workers failed
+    ├── ConditionalWritesUnsupportedError     the endpoint ignores If-None-Match / If-Match
+    ├── LockLostError                         a lease lock could not be confirmed or renewed
     └── InvalidManifestError (also ValueError)
                                               a dataset manifest line or shard index that
                                               does not parse (key and line number named)
@@ -36,16 +41,20 @@ from collections.abc import Sequence
 
 __all__ = [
     "AccessDeniedError",
+    "AlreadyExistsError",
     "ChecksumMismatchError",
+    "ConditionalWritesUnsupportedError",
     "ConfigError",
     "ConnectError",
     "CredentialsError",
     "InvalidManifestError",
     "InvalidURLError",
     "KeyConflictError",
+    "LockLostError",
     "MirrorStateError",
     "NotFoundError",
     "Pos3liteError",
+    "PreconditionFailedError",
     "ProfileError",
     "ReadTimeoutError",
     "RemoteNotFoundError",
@@ -162,8 +171,13 @@ class S3Error(Pos3liteError):
         self.server_time = server_time
 
 
-class NotFoundError(S3Error):
-    """HTTP 404: the bucket or key does not exist (``NoSuchBucket``, ``NoSuchKey``)."""
+class NotFoundError(S3Error, FileNotFoundError):
+    """HTTP 404: the bucket or key does not exist (``NoSuchBucket``, ``NoSuchKey``).
+
+    Also a :class:`FileNotFoundError`, so ``except FileNotFoundError`` catches a missing
+    object as it catches a missing file. The object API also raises it for ``if_match`` on a
+    missing key, whether the server answered 404 (AWS) or 412 (Ceph, SeaweedFS).
+    """
 
 
 class AccessDeniedError(S3Error):
@@ -207,6 +221,52 @@ class TransferError(Pos3liteError):
         super().__init__(f"{operation}: {len(failures)} worker(s) failed: {first}")
         self.operation = operation
         self.failures = list(failures)
+
+
+class PreconditionFailedError(S3Error):
+    """HTTP 412 ``PreconditionFailed``: the condition of a conditional request did not hold.
+
+    Raised for ``if_match`` (the object's ETag differs) and ``if_none_match`` on reads. See
+    "Conditional requests" in the Amazon S3 User Guide and RFC 9110 section 13.
+    """
+
+
+class AlreadyExistsError(PreconditionFailedError, FileExistsError):
+    """A create-only write (``if_none_match="*"``) found the key already there (HTTP 412).
+
+    Also a :class:`FileExistsError`, as ``open(path, "xb")`` raises for a local file.
+    """
+
+
+class ConditionalWritesUnsupportedError(Pos3liteError):
+    """The endpoint accepts ``If-None-Match`` / ``If-Match`` on writes but does not enforce
+    them (found by :func:`pos3lite.check_conditional_writes`); ``endpoint`` names it."""
+
+    def __init__(self, endpoint: str, detail: str) -> None:
+        super().__init__(
+            f"the S3 endpoint {endpoint} does not enforce conditional writes ({detail}); "
+            "a lock or create-only write on it would not be safe"
+        )
+        self.endpoint = endpoint
+        self.detail = detail
+
+    def __reduce__(self) -> tuple[type[ConditionalWritesUnsupportedError], tuple[str, str]]:
+        return (type(self), (self.endpoint, self.detail))
+
+
+class LockLostError(Pos3liteError):
+    """A lease lock is no longer held: a renewal failed, the lease ran out, or another
+    holder took it over. ``url`` names the lock object; ``token`` is the fencing token this
+    holder had."""
+
+    def __init__(self, url: str, token: int | None, reason: str) -> None:
+        super().__init__(f"lock {url} (token {token}) lost: {reason}")
+        self.url = url
+        self.token = token
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[type[LockLostError], tuple[str, int | None, str]]:
+        return (type(self), (self.url, self.token, self.reason))
 
 
 class InvalidManifestError(Pos3liteError, ValueError):

@@ -55,6 +55,8 @@ TRANSIENT_CODES = frozenset(
         "BadDigest",
         "XAmzContentSHA256Mismatch",
         "IDPCommunicationError",
+        # 409 on a conditional write racing another ("Conditional requests", S3 guide).
+        "ConditionalRequestConflict",
     }
 )
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})

@@ -279,3 +279,27 @@ def parse_complete_multipart(body: bytes) -> str:
     if tag != "CompleteMultipartUploadResult":
         raise ValueError(f"expected CompleteMultipartUploadResult, got <{tag}>")
     return _text(root, ns + "ETag").strip('"')
+
+
+def build_complete_multipart_checksums(parts: Sequence[tuple[int, str, str]], name: str) -> bytes:
+    """The CompleteMultipartUpload body for ``(part_number, etag, checksum)`` triples, each
+    part carrying its checksum element ``name`` (e.g. ``"ChecksumCRC32"``, base64 value).
+
+    Raises ValueError like :func:`build_complete_multipart`.
+    """
+    plain = build_complete_multipart([(n, e) for n, e, _ in parts])
+    if not name.isalnum():
+        raise ValueError(f"invalid checksum element name {name!r}")
+    for n, e, value in parts:
+        before = f"<PartNumber>{n}</PartNumber><ETag>&quot;{escape(e.strip(chr(34)))}&quot;</ETag>"
+        after = before + f"<{name}>{escape(value)}</{name}>"
+        plain = plain.replace(before.encode(), after.encode(), 1)
+    return plain
+
+
+def parse_copy_result(body: bytes) -> str:
+    """The ETag (no quotes) of a CopyObjectResult or CopyPartResult. Raises ValueError."""
+    root, ns, tag = _parse(body)
+    if tag not in ("CopyObjectResult", "CopyPartResult"):
+        raise ValueError(f"expected CopyObjectResult or CopyPartResult, got <{tag}>")
+    return _text(root, ns + "ETag").strip('"')
