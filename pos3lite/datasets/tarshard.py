@@ -169,6 +169,18 @@ class TarShardWriter:
         self._last_sample = sample
         return record
 
+    def discard(self) -> None:
+        """Drop the archive without writing its end (the destination is being aborted).
+
+        tarfile's stream would otherwise flush its buffer into ``out`` when collected.
+        """
+        if not self._closed:
+            self._closed = True
+            self._tar.closed = True
+            stream = self._tar.fileobj
+            if stream is not None and hasattr(stream, "buf"):  # tarfile._Stream
+                stream.closed = True
+
     def close(self) -> None:
         """Write the end-of-archive blocks (and the gzip trailer); ``out`` stays open."""
         if not self._closed:

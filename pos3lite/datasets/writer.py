@@ -225,6 +225,7 @@ class ManifestWriter:
         try:
             tar.close()
         except BaseException:
+            tar.discard()
             abort_writer(stream)
             raise
         stream.close()  # completes the multipart upload with If-None-Match: *
@@ -306,9 +307,11 @@ class ManifestWriter:
         if self._state != "open":
             return
         self._state = "aborted"
+        if self._tar is not None:
+            self._tar.discard()
         if self._stream is not None:
             abort_writer(self._stream)
-            self._stream = self._tar = None
+        self._stream = self._tar = None
         if self._created:
             try:
                 report = self._client.delete_many(self._created)

@@ -145,7 +145,7 @@ def test_gzip_shards_are_read_sequentially(
     m = Manifest(root_url(bucket), client=client)
     written = samples(30)
     with m.writer(compression="gzip", shard_max_entries=20) as w:
-        for member, body, id_, meta in written:
+        for member, body, *_ in written:
             w.add_to_shard(member, body)
     assert len(w.shard_urls) == 3 and all(u.endswith(".tar.gz") for u in w.shard_urls)
     shard_keys = [u.split("/", 3)[3] for u in w.shard_urls]
@@ -266,8 +266,7 @@ def test_eight_concurrent_writer_processes_lose_no_entry(
     url = root_url(bucket)
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     procs = [
-        subprocess.Popen([sys.executable, "-c", CONCURRENT, url, str(n)], env=env)
-        for n in range(8)
+        subprocess.Popen([sys.executable, "-c", CONCURRENT, url, str(n)], env=env) for n in range(8)
     ]
     assert [p.wait(timeout=300) for p in procs] == [0] * 8
     m = Manifest(url, client=client)
@@ -280,8 +279,10 @@ def test_eight_concurrent_writer_processes_lose_no_entry(
     assert members == sorted(f"w{who}-{i:03d}.txt" for who in range(8) for i in range(5))
     loose = sorted(i.read() for i in items if i.key.startswith("ds/loose/"))
     assert loose == sorted(f"{who}:{i}".encode() for who in range(8) for i in range(5))
-    print(f"\n8 processes x (10 appends + 1 writer): {len(appended)} appended entries, "
-          f"{len(members)} shard members, {len(loose)} loose files, none lost")
+    print(
+        f"\n8 processes x (10 appends + 1 writer): {len(appended)} appended entries, "
+        f"{len(members)} shard members, {len(loose)} loose files, none lost"
+    )
 
 
 def test_delete_leaves_nothing_behind(client: Any, bucket: str, oracle: Any) -> None:
