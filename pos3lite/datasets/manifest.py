@@ -79,7 +79,8 @@ class DatasetItem:
 
         A loose object streams (GetObject); an indexed shard member is one ranged GET
         pinned to the shard's ETag (streamed); a member of a sequentially read shard is
-        already in memory. Raises NotFoundError, PreconditionFailedError (the shard changed), S3Error.
+        already in memory. Raises NotFoundError, PreconditionFailedError (the shard
+        changed), S3Error.
         """
         return self._opener()
 
@@ -206,7 +207,7 @@ class Manifest:
                 yield self._file_item(entry)
             elif kind == "shard":
                 if expand_shards:
-                    yield from self._shard_items(entry)
+                    yield from self.shard_items(entry)
                 else:
                     archive = entry["archive_key"]
                     yield DatasetItem(
@@ -280,7 +281,9 @@ class Manifest:
             )
         return index
 
-    def _shard_items(self, entry: Mapping[str, Any]) -> Iterator[DatasetItem]:
+    def shard_items(self, entry: Mapping[str, Any]) -> Iterator[DatasetItem]:
+        """The members of one ``shard`` entry as items: from its index when it has one
+        (each member one ranged GET on demand), else read sequentially."""
         archive = entry["archive_key"]
         etag = entry.get("etag") or None
         if entry.get("compression") is None and isinstance(entry.get("index_key"), str):

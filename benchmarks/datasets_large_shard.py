@@ -1,0 +1,117 @@
+"""Write one large tar shard through a ManifestWriter and read every member back, reporting
+peak RSS. Memory must not grow with the shard: parts of the multipart upload are the bound.
+
+    python benchmarks/datasets_large_shard.py s3://bucket/ds/manifest.jsonl --mib 1024
+
+Credentials and endpoint come from the AWS environment (``AWS_ENDPOINT_URL_S3`` etc.).
+Without a URL, a SeaweedFS server is started on 127.0.0.1 and the run happens in a child
+process (so boto3, used to create the bucket, is not counted in its RSS).
+Prints one JSON line: shard MiB, members, seconds to write and to read, peak RSS in MiB.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import os
+import resource
+import struct
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+MEMBER = 4 * 1024 * 1024
+BLOCK = 1024 * 1024
+_NOISE = os.urandom(BLOCK)
+
+
+class Generated(io.RawIOBase):
+    """A non-seekable stream of ``size`` bytes that never exists in memory as a whole."""
+
+    def __init__(self, seed: int, size: int) -> None:
+        self._seed, self._left, self._n = seed, size, 0
+        self.md5 = hashlib.md5(usedforsecurity=False)
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: bytearray) -> int:  # type: ignore[override]
+        n = min(len(buffer), self._left, BLOCK)
+        if n <= 0:
+            return 0
+        block = struct.pack(">QQ", self._seed, self._n) + _NOISE[16:n]
+        block = block[:n]
+        buffer[:n] = block
+        self.md5.update(block)
+        self._left -= n
+        self._n += 1
+        return n
+
+
+def run(url: str, mib: int) -> dict[str, float]:
+    from pos3lite.datasets import Manifest
+
+    members = max(1, mib * 1024 * 1024 // MEMBER)
+    m = Manifest(url)
+    digests = []
+    t0 = time.monotonic()
+    with m.writer() as w:
+        for j in range(members):
+            src = Generated(j, MEMBER)
+            w.add_to_shard(f"{j:06d}.bin", src, size=MEMBER)  # type: ignore[arg-type]
+            digests.append(src.md5.hexdigest())
+    t1 = time.monotonic()
+    got = []
+    for item in m.files():
+        md5 = hashlib.md5(usedforsecurity=False)
+        with item.open() as f:
+            while chunk := f.read(BLOCK):
+                md5.update(chunk)
+        got.append(md5.hexdigest())
+    t2 = time.monotonic()
+    if got != digests:
+        raise SystemExit("read back different bytes than were written")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    m.delete()
+    return {
+        "shard_mib": members * MEMBER / 2**20,
+        "members": members,
+        "write_s": round(t1 - t0, 2),
+        "read_s": round(t2 - t1, 2),
+        "peak_rss_mib": round(peak, 1),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("url", nargs="?", help="root manifest URL (default: a local server)")
+    parser.add_argument("--mib", type=int, default=1024, help="shard size in MiB")
+    args = parser.parse_args()
+    if args.url:
+        print(json.dumps(run(args.url, args.mib)))
+        return
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.support.seaweedfs import SeaweedFS, oracle_client
+
+    with SeaweedFS() as server:
+        bucket = f"bench-{uuid.uuid4().hex[:12]}"
+        oracle_client(server).create_bucket(Bucket=bucket)
+        env = {
+            **os.environ,
+            "AWS_ACCESS_KEY_ID": server.access_key,
+            "AWS_SECRET_ACCESS_KEY": server.secret_key,
+            "AWS_REGION": server.region,
+            "AWS_ENDPOINT_URL_S3": server.endpoint,
+            "AWS_EC2_METADATA_DISABLED": "true",
+        }
+        url = f"s3://{bucket}/ds/manifest.jsonl"
+        cmd = [sys.executable, __file__, url, "--mib", str(args.mib)]
+        subprocess.run(cmd, env=env, check=True)
+
+
+if __name__ == "__main__":
+    main()
