@@ -22,9 +22,9 @@ import pytest
 
 from pos3lite.datasets import InvalidManifestError, Manifest
 from pos3lite.datasets import writer as writer_module
-from pos3lite.errors import AlreadyExistsError
+from pos3lite.errors import AccessDeniedError, AlreadyExistsError, NotFoundError
 from pos3lite.transport.base import Request, Response
-from tests.integration.conftest import get, keys, put
+from tests.integration.conftest import READ_ACCESS_KEY, READ_SECRET_KEY, get, keys, put
 
 pytestmark = pytest.mark.integration
 
@@ -326,3 +326,63 @@ def test_compact_inlines_parts_and_keeps_reads_working(
     same = m.compact(m.url)
     assert [e["kind"] for e in m.entries(resolve_refs=False)] == ["shard", "shard", "mystery"]
     assert same.entries == 3
+
+
+def test_a_missing_root_is_not_found_not_empty(client: Any, bucket: str) -> None:
+    m = Manifest(root_url(bucket), client=client)
+    with pytest.raises(NotFoundError):
+        list(m.entries())
+    with pytest.raises(NotFoundError):
+        m.delete()
+    assert m.append([{"kind": "file", "key": "first"}])  # creates it (If-None-Match: *)
+    assert [e["key"] for e in m.entries()] == ["first"]
+
+
+def test_delete_keeps_a_root_that_changed_meanwhile(
+    client: Any, bucket: str, oracle: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    m = Manifest(root_url(bucket), client=client)
+    with m.writer() as w:
+        w.add_to_shard("a.txt", b"a")
+    real = client.delete_many
+
+    def racing(urls: Any) -> Any:
+        Manifest(root_url(bucket), client=client).append([{"kind": "file", "key": "late"}])
+        return real(urls)
+
+    monkeypatch.setattr(client, "delete_many", racing)
+    report = m.delete()
+    assert m.url in report.errors and m.url not in report.deleted
+    assert b'"late"' in get(oracle, bucket, "ds/manifest.jsonl")  # the late entry survives
+
+
+def test_delete_reports_per_key_errors_and_keeps_the_root(
+    s3_server: Any, client: Any, bucket: str, oracle: Any
+) -> None:
+    from pos3lite import Profile
+    from pos3lite.objects import Client
+
+    m = Manifest(root_url(bucket), client=client)
+    with m.writer() as w:
+        w.add_to_shard("a.txt", b"a")
+        w.add_file(b"f", "f.txt")
+    before = keys(oracle, bucket)
+    reader = Client(
+        Profile(
+            local_name="ro",
+            endpoint=s3_server.endpoint,
+            region=s3_server.region,
+            access_key=READ_ACCESS_KEY,
+            secret_key=READ_SECRET_KEY,
+        )
+    )
+    try:
+        report = Manifest(root_url(bucket), client=reader).delete()
+    finally:
+        reader.close()
+    assert report.deleted == []
+    assert sorted(report.errors) == sorted(
+        f"s3://{bucket}/{k}" for k in before if k != "ds/manifest.jsonl"
+    )
+    assert all(isinstance(e, AccessDeniedError) for e in report.errors.values())
+    assert keys(oracle, bucket) == before  # the root stays: what remains is still findable
