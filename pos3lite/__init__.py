@@ -40,6 +40,7 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
+    from ._lock import Lock, lock
     from ._mirror import (
         TransferPlan,
         download,
@@ -51,7 +52,6 @@ if TYPE_CHECKING:
         upload,
         with_mirror,
     )
-    from .lock import Lock, lock
     from .objects import (
         Client,
         DeleteReport,
@@ -105,8 +105,8 @@ _LAZY = {
     "open": ".objects",
     "presign": ".objects",
     "put": ".objects",
-    "Lock": ".lock",
-    "lock": ".lock",
+    "Lock": "._lock",
+    "lock": "._lock",
 }
 
 

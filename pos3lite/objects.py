@@ -56,7 +56,7 @@ from .errors import (
 from .urls import S3URL, parse_s3_url
 
 if TYPE_CHECKING:
-    from .lock import Lock
+    from ._lock import Lock
     from .profiles import Profile
     from .s3.client import S3Client
     from .transport.base import Response, Transport
@@ -859,7 +859,7 @@ class Client:
         are not cached.
         """
         s3, parsed = self._resolve(url, need_key=False)
-        cache_key = (s3.endpoint_id, parsed.bucket)
+        cache_key = s3.endpoint_id
         with _PROBE_LOCK:
             known = _PROBED.get(cache_key)
         if known is not None:
@@ -905,9 +905,9 @@ class Client:
                 logger.warning("could not delete the probe object %s: %s", probe, exc)
 
     def lock(self, url: str, *, lease: float = 30.0) -> Lock:
-        """A lease :class:`~pos3lite.lock.Lock` on the object at ``url`` (not yet acquired);
-        ``lease`` in seconds. See :mod:`pos3lite.lock`."""
-        from .lock import Lock
+        """A lease :class:`~pos3lite.Lock` on the object at ``url`` (not yet acquired);
+        ``lease`` in seconds. See :mod:`pos3lite._lock`."""
+        from ._lock import Lock
 
         return Lock(self, url, lease=lease)
 
@@ -983,7 +983,7 @@ class Client:
         return signed
 
 
-_PROBED: dict[tuple[str, str], bool] = {}
+_PROBED: dict[str, bool] = {}  # endpoint -> enforces conditional writes
 _PROBE_LOCK = threading.Lock()
 
 
@@ -1027,6 +1027,7 @@ class ObjectReader(io.RawIOBase):
         self._chunks = self._response.iter_bytes()
         self._digest: Any = None
         self._want = ""
+        self._b64 = False  # x-amz-checksum-* values are base64; an MD5 ETag is hex
         if self._whole:
             self._choose_verification(self._response.headers)
 
@@ -1057,7 +1058,7 @@ class ObjectReader(io.RawIOBase):
             value = headers.get(_CHECKSUM_HEADERS[name], "")
             if value and "-" not in value and kind == "FULL_OBJECT":
                 self._digest = _Crc32() if name == "crc32" else hashlib.new(name)
-                self._want = value
+                self._want, self._b64 = value, True
                 return
         etag = headers.get("etag", "").strip('"').lower()
         sse = headers.get("x-amz-server-side-encryption", "")
@@ -1142,11 +1143,8 @@ class ObjectReader(io.RawIOBase):
     def _verify(self) -> None:
         if self._digest is None or self._want == "done":
             return
-        got = (
-            base64.b64encode(self._digest.digest()).decode("ascii")
-            if not isinstance(self._digest, type(hashlib.md5(usedforsecurity=False)))
-            else self._digest.hexdigest()
-        )
+        digest = self._digest.digest()
+        got = base64.b64encode(digest).decode("ascii") if self._b64 else digest.hex()
         want, self._want = self._want, "done"
         if got != want:
             raise ChecksumMismatchError(self._url, want, got)

@@ -810,7 +810,8 @@ class S3Client:
             )
         url = f"{self._scheme}://{host}{path}"
         if params:
-            url += "?" + sigv4.canonical_query(params)
+            # In signing order, X-Amz-Signature last (as the AWS SDKs write it).
+            url += "?" + "&".join(f"{sigv4.uri_encode(k)}={sigv4.uri_encode(v)}" for k, v in params)
         return url, creds
 
     @property

@@ -467,3 +467,38 @@ print(base, peak, r.etag)
     assert out[2].endswith("-10")
     grown_mib = (peak - base) / 1024
     assert grown_mib < 35, f"RSS grew by {grown_mib:.1f} MiB for a 50 MiB stream"
+
+
+@pytest.mark.parametrize("algorithm", ["SHA256", "SHA1", "CRC32"])
+def test_get_verifies_a_stored_checksum(
+    client: Client, oracle: Any, bucket: str, monkeypatch: pytest.MonkeyPatch, algorithm: str
+) -> None:
+    """boto3 stores the object with a checksum; a clean read passes, a corrupted one fails."""
+    oracle.put_object(
+        Bucket=bucket, Key="sum", Body=b"checked payload", ChecksumAlgorithm=algorithm
+    )
+    info = client.head(f"s3://{bucket}/sum")
+    assert algorithm.lower() in info.checksums
+    assert client.get_bytes(f"s3://{bucket}/sum") == b"checked payload"
+    from pos3lite.transport.base import Response
+
+    original = Response.iter_bytes
+
+    def flipped(self: Response) -> Iterator[bytes]:
+        for chunk in original(self):
+            yield chunk.replace(b"checked", b"CHECKED")
+
+    monkeypatch.setattr(Response, "iter_bytes", flipped)
+    with pytest.raises(ChecksumMismatchError) as caught:
+        client.get_bytes(f"s3://{bucket}/sum")
+    assert caught.value.expected == info.checksums[algorithm.lower()]
+
+
+def test_conditional_delete_of_a_changed_object(client: Client, oracle: Any, bucket: str) -> None:
+    first = client.put(f"s3://{bucket}/cd", b"1")
+    client.put(f"s3://{bucket}/cd", b"2")
+    with pytest.raises(PreconditionFailedError):
+        client.delete(f"s3://{bucket}/cd", if_match=first.etag)
+    assert get(oracle, bucket, "cd") == b"2"
+    client.delete(f"s3://{bucket}/cd", if_match=hashlib.md5(b"2").hexdigest())
+    assert keys(oracle, bucket) == []

@@ -124,3 +124,18 @@ def test_datasets_load_lazily_and_only_through_the_object_api() -> None:
             if isinstance(node, ast.ImportFrom) and node.level
         }
         assert not {"s3.client", "transport.urllib3", "_mirror"} & found, path.name
+
+
+def test_object_api_names_are_lazy_and_not_shadowed_by_submodules() -> None:
+    """``pos3lite.lock`` / ``pos3lite.open`` stay the functions even after the modules that
+    define them were imported (a submodule named like a public function would replace it)."""
+    code = (
+        "import sys, pos3lite; "
+        "assert 'pos3lite.objects' not in sys.modules and 'pos3lite._lock' not in sys.modules; "
+        "c = pos3lite.Client(); c.lock; import pos3lite._lock, pos3lite.objects; "
+        "assert callable(pos3lite.lock) and callable(pos3lite.open), pos3lite.lock; "
+        "assert issubclass(pos3lite.NotFoundError, FileNotFoundError); "
+        "assert issubclass(pos3lite.AlreadyExistsError, (FileExistsError)); "
+        "assert issubclass(pos3lite.AlreadyExistsError, pos3lite.PreconditionFailedError)"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)

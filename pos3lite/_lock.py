@@ -1,5 +1,8 @@
 """A lease lock on one S3 object, built on conditional writes, that survives crashed holders.
 
+(The module is ``_lock`` because ``pos3lite.lock`` is the public function, as ``_mirror``
+holds ``pos3lite.mirror``.)
+
 Rules (after the DynamoDB Lock Client: leases without shared clocks):
 
 * The lock is one small JSON object: ``{"token": n, "state": "held" | "released", ...}``.
@@ -137,7 +140,9 @@ class Lock:
             raise RuntimeError(f"{self!r} is already held by this Lock object")
         if not self._client.check_conditional_writes(self._url):
             s3, _ = self._client._resolve(self._url)
-            raise ConditionalWritesUnsupportedError(s3.endpoint_id, "probe failed")
+            raise ConditionalWritesUnsupportedError(
+                s3.endpoint_id, "check_conditional_writes() saw If-None-Match or If-Match ignored"
+            )
         deadline = None if timeout is None else self._clock() + max(0.0, timeout)
         seen_etag: str | None = None
         seen_since = 0.0
