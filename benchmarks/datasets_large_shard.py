@@ -2,6 +2,11 @@
 peak RSS. Memory must not grow with the shard: parts of the multipart upload are the bound.
 
     python benchmarks/datasets_large_shard.py s3://bucket/ds/manifest.jsonl --mib 1024
+    python benchmarks/datasets_large_shard.py --mib 200 --peers     # pos3lite vs s3exchange
+
+``--peer s3exchange`` does the same with s3exchange 0.1.1 (boto3): its writer, then every
+member read through ``Manifest.iter_objects()``; ``--peers`` runs both, one after the other
+on the same server, and prints the ratio.
 
 Credentials and endpoint come from the AWS environment (``AWS_ENDPOINT_URL_S3`` etc.).
 Without a URL, a SeaweedFS server is started on 127.0.0.1 and the run happens in a child
@@ -86,13 +91,51 @@ def run(url: str, mib: int) -> dict[str, float]:
     }
 
 
+def run_s3exchange(url: str, mib: int) -> dict[str, float]:
+    import boto3
+    from s3exchange import S3ExchangeStore, ShardSizePolicy
+
+    bucket, _, key = url[len("s3://") :].partition("/")
+    members = max(1, mib * 1024 * 1024 // MEMBER)
+    boto = boto3.client("s3", endpoint_url=os.environ.get("AWS_ENDPOINT_URL_S3"))
+    store = S3ExchangeStore(boto, bucket)
+    digests = []
+    t0 = time.monotonic()
+    with store.open_manifest_writer(key, shard_size=ShardSizePolicy(max_entries=members)) as w:
+        for j in range(members):
+            src = Generated(j, MEMBER)
+            w.add_to_shard(f"{j:06d}.bin", src, size_bytes=MEMBER)
+            digests.append(src.md5.hexdigest())
+    t1 = time.monotonic()
+    got = []
+    for body, _entry in store.get_manifest(key).iter_objects():
+        md5 = hashlib.md5(usedforsecurity=False)
+        while chunk := body.read(BLOCK):
+            md5.update(chunk)
+        got.append(md5.hexdigest())
+    t2 = time.monotonic()
+    if got != digests:
+        raise SystemExit("s3exchange read back different bytes than were written")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {
+        "shard_mib": members * MEMBER / 2**20,
+        "members": members,
+        "write_s": round(t1 - t0, 2),
+        "read_s": round(t2 - t1, 2),
+        "peak_rss_mib": round(peak, 1),
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("url", nargs="?", help="root manifest URL (default: a local server)")
     parser.add_argument("--mib", type=int, default=1024, help="shard size in MiB")
+    parser.add_argument("--peer", choices=["pos3lite", "s3exchange"], default="pos3lite")
+    parser.add_argument("--peers", action="store_true", help="run pos3lite and s3exchange")
     args = parser.parse_args()
     if args.url:
-        print(json.dumps(run(args.url, args.mib)))
+        fn = run_s3exchange if args.peer == "s3exchange" else run
+        print(json.dumps({"peer": args.peer, **fn(args.url, args.mib)}), flush=True)
         return
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from tests.support.seaweedfs import SeaweedFS, oracle_client
@@ -108,9 +151,18 @@ def main() -> None:
             "AWS_ENDPOINT_URL_S3": server.endpoint,
             "AWS_EC2_METADATA_DISABLED": "true",
         }
-        url = f"s3://{bucket}/ds/manifest.jsonl"
-        cmd = [sys.executable, __file__, url, "--mib", str(args.mib)]
-        subprocess.run(cmd, env=env, check=True)
+        peers = ["pos3lite", "s3exchange"] if args.peers else [args.peer]
+        peaks = {}
+        for peer in peers:
+            url = f"s3://{bucket}/{peer}/manifest.jsonl"
+            cmd = [sys.executable, __file__, url, "--mib", str(args.mib), "--peer", peer]
+            out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True)
+            line = out.stdout.strip().splitlines()[-1]
+            print(line, flush=True)
+            peaks[peer] = json.loads(line)["peak_rss_mib"]
+        if len(peaks) == 2:
+            ratio = peaks["s3exchange"] / peaks["pos3lite"]
+            print(json.dumps({"peak_rss_ratio_s3exchange_over_pos3lite": round(ratio, 2)}))
 
 
 if __name__ == "__main__":
