@@ -272,6 +272,17 @@ class LockLostError(Pos3liteError):
 class InvalidManifestError(Pos3liteError, ValueError):
     """A dataset manifest line, entry or shard index that does not parse.
 
-    The message names the manifest key and the 1-based line number. Raised instead of
-    skipping the line or treating the manifest as empty, so nothing is rewritten from it.
+    The message names the manifest key and the 1-based line number; ``key`` and
+    ``line_number`` hold them when known (else ``None``). Raised instead of skipping the
+    line or treating the manifest as empty, so nothing is rewritten from it.
     """
+
+    def __init__(
+        self, message: str, *, key: str | None = None, line_number: int | None = None
+    ) -> None:
+        super().__init__(message)
+        self.key = key
+        self.line_number = line_number
+
+    def __reduce__(self) -> tuple[type[InvalidManifestError], tuple[str], dict[str, object]]:
+        return (type(self), (str(self),), {"key": self.key, "line_number": self.line_number})

@@ -19,7 +19,7 @@ docs/datasets.md for the format and the guarantees.
 from __future__ import annotations
 
 from ..errors import InvalidManifestError
-from .format import expand_braces, wids_shardlist
+from .format import expand_braces, split_sample, wids_shardlist
 from .manifest import CompactReport, DatasetItem, DeleteReport, Manifest
 from .writer import ManifestWriter, write_wids
 
@@ -31,6 +31,7 @@ __all__ = [
     "Manifest",
     "ManifestWriter",
     "expand_braces",
+    "split_sample",
     "wids_shardlist",
     "write_wids",
 ]

@@ -105,8 +105,13 @@ def parse_line(raw: bytes | str, *, key: str, line_number: int) -> dict[str, Any
         text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
         value = json.loads(text)
     except (UnicodeDecodeError, ValueError) as exc:
-        raise InvalidManifestError(f"{where}: not valid JSON: {exc}") from None
-    check_entry(value, where=where)
+        raise InvalidManifestError(
+            f"{where}: not valid JSON: {exc}", key=key, line_number=line_number
+        ) from None
+    try:
+        check_entry(value, where=where)
+    except InvalidManifestError as exc:
+        raise InvalidManifestError(str(exc), key=key, line_number=line_number) from None
     out: dict[str, Any] = value
     return out
 

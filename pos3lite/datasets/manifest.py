@@ -360,7 +360,6 @@ class Manifest:
             found = self._read_root()
             return found[1] if found else ""
         delay = 0.02
-        last: PreconditionFailedError | None = None
         for _attempt in range(self.max_attempts):
             found = self._read_root()
             try:
@@ -378,11 +377,9 @@ class Manifest:
             except (PreconditionFailedError, NotFoundError) as exc:
                 # 412: the root changed since we read it (AlreadyExistsError: it appeared);
                 # 404 under If-Match: it was deleted. Either way read it again.
-                last = exc if isinstance(exc, PreconditionFailedError) else last
                 logger.debug("manifest %s changed under us (%s); retrying", self.url, exc)
                 time.sleep(random.uniform(0, delay))
                 delay = min(delay * 2, 1.0)
-        assert last is not None or self.max_attempts < 1
         raise PreconditionFailedError(
             "PreconditionFailed",
             f"gave up appending to the manifest after {self.max_attempts} conflicting attempts",

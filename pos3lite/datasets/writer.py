@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from types import TracebackType
 from typing import IO, Any
 
+from ..errors import UnsafeKeyError
 from . import format as fmt
 from ._store import abort_writer, writer_etag
 from .manifest import Manifest
@@ -140,11 +141,12 @@ class ManifestWriter:
 
         Raises:
             AlreadyExistsError: ``key`` already exists (nothing is overwritten).
-            InvalidURLError / UnsafeKeyError-like ValueError: a bad key. S3Error, OSError.
+            UnsafeKeyError: an empty key, a leading ``/``, or an empty, ``.`` or ``..``
+                segment. S3Error, OSError.
         """
         self._require_open()
         if not key or key.startswith("/") or any(s in ("", ".", "..") for s in key.split("/")):
-            raise ValueError(f"unsafe object key {key!r} (relative to the manifest folder)")
+            raise UnsafeKeyError(key, "not a plain key relative to the manifest's folder")
         full = self.manifest.folder + key
         url = self.manifest.url_for(full)
         size = source_size(src) if not hasattr(src, "read") else None
@@ -329,7 +331,12 @@ def write_wids(manifest: Manifest) -> str:
     for entry in manifest.entries():
         if entry["kind"] == "shard" and entry.get("compression") is None:
             key = entry["archive_key"]
-            rel = key[len(manifest.folder) :] if key.startswith(manifest.folder) else "/" + key
+            # relative to the list's folder when inside it, else a full s3:// URL
+            rel = (
+                key[len(manifest.folder) :]
+                if key.startswith(manifest.folder)
+                else manifest.url_for(key)
+            )
             n = entry.get("nsamples", entry.get("count"))
             shards.append((rel, int(n) if isinstance(n, int) else 0))
     url = manifest.url_for(manifest.wids_key)

@@ -160,3 +160,13 @@ def test_wids_shardlist_shape() -> None:
             {"url": "shards/b.tar", "nsamples": 1},
         ],
     }
+
+
+def test_invalid_manifest_error_carries_key_and_line_and_pickles() -> None:
+    import pickle
+
+    with pytest.raises(InvalidManifestError) as info:
+        list(parse_lines([b'{"kind":"file","key":"a"}\n{"kind":"file"}\n'], key="m.jsonl"))
+    err = pickle.loads(pickle.dumps(info.value))
+    assert (err.key, err.line_number) == ("m.jsonl", 2)
+    assert str(err) == str(info.value)
