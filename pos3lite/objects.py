@@ -1323,7 +1323,8 @@ class _Upload:
         self._buffer += data
         while len(self._buffer) >= self._current_part_size():
             size = self._current_part_size()
-            part = bytes(self._buffer[:size])
+            with memoryview(self._buffer) as view:
+                part = bytes(view[:size])  # one copy, not a bytearray slice and then bytes
             del self._buffer[:size]
             self._send_part(part)
 
