@@ -130,6 +130,8 @@ def test_one_member_of_a_10000_member_shard_is_one_ranged_get(
     assert [(r.method, r.headers.get("range")) for r in transport.requests] == [
         ("GET", f"bytes={offset}-{offset + 10}")
     ]
+    shard_etag = next(e for e in m.entries() if e["kind"] == "shard")["etag"]
+    assert transport.requests[0].headers.get("if-match") == f'"{shard_etag}"'  # pinned
     print("\none member of a 10,000-member shard: 1 request (a ranged GET)")
 
 
