@@ -281,10 +281,11 @@ class Lock:
     def remaining(self) -> float:
         """Seconds of lease left (0.0 when not held or lost), measured from the start of the
         last confirmed write on this process's monotonic clock."""
-        with self._mutex:
-            if not self._held or self._lost:
-                return 0.0
-            return max(0.0, self.lease - (self._clock() - self._confirmed_at))
+        # No mutex: a renewal in flight holds it for a round trip, and these reads are
+        # single attribute loads.
+        if not self._held or self._lost:
+            return 0.0
+        return max(0.0, self.lease - (self._clock() - self._confirmed_at))
 
     def ensure(self) -> None:
         """Confirm the lock now (a renewal write) before an action that needs it.

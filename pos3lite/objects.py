@@ -207,6 +207,11 @@ def _quote(etag: str) -> str:
     return etag if etag == "*" or etag.startswith(('"', "W/")) else f'"{etag}"'
 
 
+def _is_md5(etag: str) -> bool:
+    """A single-part ETag: 32 hex digits (the MD5 of the bytes, unless SSE-KMS/SSE-C)."""
+    return len(etag) == 32 and all(c in "0123456789abcdefABCDEF" for c in etag)
+
+
 def _md5_b64(data: bytes | memoryview) -> str:
     return base64.b64encode(hashlib.md5(data, usedforsecurity=False).digest()).decode("ascii")
 
@@ -616,7 +621,9 @@ class Client:
         if mode == "rb":
             s3, parsed = self._resolve(url)
             raw = _PinnedReader(s3, url, parsed, **kw)
-            return cast(BinaryIO, io.BufferedReader(raw, buffer_size=_CHUNK))
+            buffered = io.BufferedReader(raw, buffer_size=_CHUNK)
+            buffered.info = raw.info  # type: ignore[attr-defined]
+            return cast(BinaryIO, buffered)
         if mode in ("wb", "xb"):
             if mode == "xb":
                 kw["if_none_match"] = "*"
@@ -710,8 +717,14 @@ class Client:
         replace = metadata is not None or content_type is not None
         new_meta = _check_metadata(metadata if metadata is not None else info.metadata)
         new_type = content_type or info.content_type or "application/octet-stream"
-        nonce = uuid.uuid4().hex if if_none_match else None
-        if replace or nonce:
+        if info.size > _MAX_SINGLE_PUT:
+            nonce = uuid.uuid4().hex if if_none_match else None
+            return self._multipart_copy(s3, target, copy_source, info, new_meta, new_type, nonce)
+        # The nonce rides only on copies that replace metadata anyway: replacing it just to
+        # add a nonce would drop headers HEAD does not show (Cache-Control, ...). Without it,
+        # an ambiguous 412 is resolved by the destination showing the source's MD5 ETag.
+        nonce = uuid.uuid4().hex if if_none_match and replace else None
+        if replace:
             headers["x-amz-metadata-directive"] = "REPLACE"
             headers.update(new_meta)
             headers["content-type"] = new_type
@@ -719,8 +732,6 @@ class Client:
                 headers[NONCE_HEADER] = nonce
         if if_none_match:
             headers["if-none-match"] = "*"
-        if info.size > _MAX_SINGLE_PUT:
-            return self._multipart_copy(s3, target, copy_source, info, new_meta, new_type, nonce)
         from .s3 import xml as s3xml
 
         attempts: list[int] = []
@@ -729,7 +740,10 @@ class Client:
                 "PUT", target.bucket, target.key, headers=headers, attempts=attempts
             )
         except PreconditionFailedError as exc:
-            return self._resolve_412(s3, dst, target, exc, attempts, nonce, if_none_match, None)
+            same = info.etag if nonce is None and _is_md5(info.etag) else None
+            return self._resolve_412(
+                s3, dst, target, exc, attempts, nonce, if_none_match, None, same_etag=same
+            )
         return PutResult(s3xml.parse_copy_result(body), resp_headers.get("x-amz-version-id"))
 
     def _multipart_copy(
@@ -816,18 +830,26 @@ class Client:
         nonce: str | None,
         if_none_match: str | None,
         if_match: str | None,
+        *,
+        same_etag: str | None = None,
     ) -> PutResult:
         """Turn a 412 on a conditional write into a result or the right exception.
 
         After a retried attempt the 412 may be our own earlier attempt's success (its reply
-        was lost): a HEAD showing our nonce proves it, and the write stands.
+        was lost): a HEAD showing our nonce (or, for a copy without one, the MD5 ETag of the
+        very bytes we copied: ``same_etag``) proves it, and the write stands.
         """
-        if len(attempts) > 1 and nonce is not None:
+        if len(attempts) > 1 and (nonce is not None or same_etag is not None):
             try:
                 headers, _ = s3.call("HEAD", parsed.bucket, parsed.key)
             except NotFoundError:
                 headers = {}
-            if headers.get(NONCE_HEADER) == nonce:
+            ours = (
+                headers.get(NONCE_HEADER) == nonce
+                if nonce is not None
+                else headers.get("etag", "").strip('"') == same_etag
+            )
+            if headers and ours:
                 logger.info("412 after a retried write of %s: our earlier attempt won", url)
                 return PutResult(
                     headers.get("etag", "").strip('"'), headers.get("x-amz-version-id")
@@ -1073,6 +1095,8 @@ class ObjectReader(io.RawIOBase):
         return True
 
     def readinto(self, buffer: Any) -> int:
+        if self.closed:
+            raise ValueError(f"read from a closed reader of {self._url}")
         out = memoryview(buffer).cast("B")
         if not out:
             return 0
@@ -1330,6 +1354,10 @@ class _Upload:
 
     def feed_file(self, f: IO[bytes]) -> None:
         while block := f.read(min(self._part_size, 8 * _CHUNK)):
+            if not isinstance(block, (bytes, bytearray, memoryview)):
+                raise ConfigError(
+                    f"put() needs a binary file (mode 'rb'); read() gave {type(block).__name__}"
+                )
             self.write(block)
 
     def _current_part_size(self) -> int:

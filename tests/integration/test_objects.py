@@ -513,3 +513,32 @@ def test_conditional_delete_of_a_changed_object(client: Client, oracle: Any, buc
     assert get(oracle, bucket, "cd") == b"2"
     client.delete(f"s3://{bucket}/cd", if_match=hashlib.md5(b"2").hexdigest())
     assert keys(oracle, bucket) == []
+
+
+def test_create_only_copy_keeps_headers_head_does_not_show(
+    client: Client, oracle: Any, bucket: str
+) -> None:
+    oracle.put_object(
+        Bucket=bucket, Key="styled", Body=b"css", CacheControl="max-age=60", ContentType="text/css"
+    )
+    client.copy(f"s3://{bucket}/styled", f"s3://{bucket}/styled-copy", if_none_match="*")
+    got = oracle.head_object(Bucket=bucket, Key="styled-copy")
+    assert got["CacheControl"] == "max-age=60" and got["ContentType"] == "text/css"
+
+
+def test_text_mode_file_is_refused(client: Client, bucket: str, tmp_path: Path) -> None:
+    path = tmp_path / "t.txt"
+    path.write_text("text")
+    with open(path) as f, pytest.raises(ConfigError, match="binary file"):
+        client.put(f"s3://{bucket}/t", f)
+    assert not client.exists(f"s3://{bucket}/t")
+
+
+def test_open_rb_exposes_info_and_refuses_missing_keys(
+    client: Client, oracle: Any, bucket: str
+) -> None:
+    put(oracle, bucket, "i", b"12345")
+    with client.open(f"s3://{bucket}/i") as f:
+        assert f.info.size == 5  # type: ignore[attr-defined]
+    with pytest.raises(NotFoundError):
+        client.open(f"s3://{bucket}/absent")

@@ -54,14 +54,11 @@ def ok(headers: dict[str, str] | None = None, body: bytes = b"") -> Response:
 
 
 @pytest.fixture(autouse=True)
-def no_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Retries back off with time.sleep; these tests need no real waiting."""
-    import pos3lite.s3.client as client_mod
-
-    monkeypatch.setattr(client_mod.time, "sleep", lambda s: None)
+def fresh_probe_cache(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test probes its own mock server (the answer is cached per endpoint)."""
     import pos3lite.objects as objects
 
-    monkeypatch.setattr(objects, "_PROBED", {})  # each test probes its own mock server
+    monkeypatch.setattr(objects, "_PROBED", {})
 
 
 def make(handler: Callable[[Request], Response], **profile: str) -> tuple[Client, MockTransport]:
@@ -336,3 +333,26 @@ def test_lock_refuses_an_endpoint_without_conditional_writes() -> None:
     with pytest.raises(ConditionalWritesUnsupportedError, match=r"http://s3\.test"):
         lk.acquire()
     assert stored == {}  # no lock object written
+
+
+@pytest.mark.parametrize(("dst_etag", "wins"), [("a" * 32, True), ("b" * 32, False)])
+def test_ambiguous_412_on_a_create_only_copy_is_resolved_by_the_etag(
+    dst_etag: str, wins: bool
+) -> None:
+    puts: list[Request] = []
+
+    def handler(request: Request) -> Response:
+        if request.method == "HEAD" and request.url.endswith("/src"):
+            return ok({"etag": f'"{"a" * 32}"', "content-length": "3"})
+        if request.method == "HEAD":
+            return ok({"etag": f'"{dst_etag}"', "content-length": "3"})
+        puts.append(request)
+        return error(500, "InternalError") if len(puts) == 1 else error(412, "PreconditionFailed")
+
+    client, _ = make(handler)
+    if wins:
+        assert client.copy("s3://bkt/src", "s3://bkt/dst", if_none_match="*").etag == "a" * 32
+    else:
+        with pytest.raises(AlreadyExistsError):
+            client.copy("s3://bkt/src", "s3://bkt/dst", if_none_match="*")
+    assert len(puts) == 2 and "x-amz-metadata-directive" not in puts[0].headers
