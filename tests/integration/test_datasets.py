@@ -111,6 +111,11 @@ def test_writer_round_trip_shards_and_files(client: Any, bucket: str, oracle: An
             members += [(t.name, tar.extractfile(t).read()) for t in tar]  # type: ignore[union-attr]
     assert members == [(n, b) for n, b, _, _ in written]
     assert w.shard_pattern is not None and w.shard_pattern.endswith("-{000000..000003}.tar")
+    # without expanding, each shard is one item: the archive object itself
+    archives = [i for i in m.files(expand_shards=False) if i.key.endswith(".tar")]
+    assert [i.key for i in archives] == [u.split("/", 3)[3] for u in w.shard_urls]
+    assert archives[0].read() == get(oracle, bucket, archives[0].key)
+    assert archives[0].size == len(archives[0].read())
 
 
 def test_one_member_of_a_10000_member_shard_is_one_ranged_get(
