@@ -25,7 +25,10 @@
     │                                         a download URL matched no object and no prefix
     ├── TransferError                         one or more copy/delete workers failed
     ├── ConditionalWritesUnsupportedError     the endpoint ignores If-None-Match / If-Match
-    └── LockLostError                         a lease lock could not be confirmed or renewed
+    ├── LockLostError                         a lease lock could not be confirmed or renewed
+    └── InvalidManifestError (also ValueError)
+                                              a dataset manifest line or shard index that
+                                              does not parse (key and line number named)
 
 ``ConfigError`` and ``UnsafeKeyError`` subclass :class:`ValueError` and ``MirrorStateError``
 subclasses :class:`RuntimeError` so code written against pos3 (which raised those builtins)
@@ -52,6 +55,7 @@ __all__ = [
     "ConfigError",
     "ConnectError",
     "CredentialsError",
+    "InvalidManifestError",
     "InvalidURLError",
     "KeyConflictError",
     "LockLostError",
@@ -293,3 +297,22 @@ class LockLostError(Pos3liteError):
 
     def __reduce__(self) -> tuple[type[LockLostError], tuple[str, int | None, str]]:
         return (type(self), (self.url, self.token, self.reason))
+
+
+class InvalidManifestError(Pos3liteError, ValueError):
+    """A dataset manifest line, entry or shard index that does not parse.
+
+    The message names the manifest key and the 1-based line number; ``key`` and
+    ``line_number`` hold them when known (else ``None``). Raised instead of skipping the
+    line or treating the manifest as empty, so nothing is rewritten from it.
+    """
+
+    def __init__(
+        self, message: str, *, key: str | None = None, line_number: int | None = None
+    ) -> None:
+        super().__init__(message)
+        self.key = key
+        self.line_number = line_number
+
+    def __reduce__(self) -> tuple[type[InvalidManifestError], tuple[str], dict[str, object]]:
+        return (type(self), (str(self),), {"key": self.key, "line_number": self.line_number})

@@ -29,6 +29,7 @@ PURE = [
     "s3/xml.py",
     "s3/retry.py",
     "transport/base.py",
+    "datasets/format.py",
 ]
 FORBIDDEN_IN_PURE = {"os", "socket", "threading", "time", "urllib3", "tqdm", "subprocess"}
 
@@ -106,6 +107,26 @@ def test_runtime_dependencies_are_urllib3_and_tqdm_only() -> None:
 
 def test_version_is_hard_coded() -> None:
     assert isinstance(pos3lite.__version__, str) and pos3lite.__version__.count(".") == 2
+
+
+def test_datasets_load_lazily_and_only_through_the_object_api() -> None:
+    code = (
+        "import sys, pos3lite; assert 'pos3lite.datasets' not in sys.modules; "
+        "import pos3lite.datasets; "
+        "print(','.join(m for m in ('urllib3','pos3lite.objects','pos3lite.s3.client') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert out == "", f"import pos3lite.datasets loaded: {out}"
+    for path in (PKG / "datasets").rglob("*.py"):
+        found = _imports(path) | {
+            node.module or ""
+            for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.ImportFrom) and node.level
+        }
+        assert not {"s3.client", "transport.urllib3", "_mirror"} & found, path.name
 
 
 def test_object_api_names_are_lazy_and_not_shadowed_by_submodules() -> None:
