@@ -54,7 +54,14 @@ from .errors import (
     TransferError,
     UnsafeKeyError,
 )
-from .localfs import Walk, file_md5, remove_stale_temps, walk
+from .localfs import (
+    Walk,
+    default_cache_root,
+    ensure_cache_root,
+    file_md5,
+    remove_stale_temps,
+    walk,
+)
 from .profiles import Profile, effective_profile, resolve_profile
 from .progress import make_progress
 from .transfer import (
@@ -119,25 +126,6 @@ class State(enum.Enum):
     UNOPENED = "unopened"
     OPENED = "opened"
     CLOSED = "closed"
-
-
-def default_cache_root(environ: dict[str, str] | None = None) -> Path:
-    """The cache root used when ``mirror(cache_root=None)``.
-
-    ``$POS3LITE_CACHE_ROOT`` if set (Lambda and read-only-HOME containers point it at
-    ``/tmp``), else pos3's ``~/.cache/positronic/s3/``; if the home folder cannot be
-    determined (arbitrary-UID containers), ``<tempdir>/pos3lite-cache``.
-    """
-    env = os.environ if environ is None else environ
-    override = env.get("POS3LITE_CACHE_ROOT")
-    if override:
-        return Path(override).expanduser().resolve()
-    try:
-        return Path(DEFAULT_CACHE_ROOT).expanduser().resolve()
-    except RuntimeError:
-        import tempfile
-
-        return Path(tempfile.gettempdir(), "pos3lite-cache").resolve()
 
 
 @dataclass
@@ -293,7 +281,8 @@ class _Mirror:
             return self._executor
 
     def cache_path_for(self, url: S3URL, profile: Profile | None) -> Path:
-        base = self.cache_root / (profile.local_name if profile else "_") / url.bucket
+        root = ensure_cache_root(self.cache_root)  # 0700 on first use
+        base = root / (profile.local_name if profile else "_") / url.bucket
         parts = [p for p in url.prefix.split("/") if p]
         return base.joinpath(*parts)
 
@@ -627,8 +616,15 @@ class _Mirror:
         if root.is_file():
             self._upload_file(client, url, root)
             return
+        walk_failures: list[BaseException] = []  # undecodable or over-long local names
         plan = self._plan_upload(
-            client, url, root, delete=reg.delete, exclude=reg.exclude, what=f"upload {reg.url}"
+            client,
+            url,
+            root,
+            delete=reg.delete,
+            exclude=reg.exclude,
+            what=f"upload {reg.url}",
+            failures=walk_failures,
         )
         total = sum(a.src.size for a in plan.copies if a.src is not None)
         progress = make_progress(self.show_progress, total, f"Uploading {reg.url}")
@@ -645,6 +641,7 @@ class _Mirror:
                 window=self.max_workers * 2,
                 limiter=self.limiter,
                 config=self.transfer_config,
+                extra_failures=walk_failures,
             )
         finally:
             progress.close()
@@ -658,13 +655,17 @@ class _Mirror:
         delete: bool,
         exclude: Sequence[str],
         what: str,
+        failures: list[BaseException] | None = None,
     ) -> Plan:
         """Scan both sides of an upload of the folder ``root`` and plan it; the one planner
         behind upload syncs and :meth:`plan_upload`."""
         key_prefix = url.prefix + "/" if url.prefix else ""
-        walking = self.executor.submit(walk, root)  # overlaps with the remote listing
+        max_key = 1024 - len(key_prefix.encode())  # S3's key limit, prefix included
+        walking = self.executor.submit(walk, root, max_key_bytes=max_key)
         remote = self._scan_remote(client, S3URL(url.bucket, key_prefix, url.profile))
         local = walking.result()
+        if failures is not None:
+            failures.extend(local.failures)
         src = local.entries
         if self.compare == "checksum":
             src = self._with_md5(src, root)

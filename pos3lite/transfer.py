@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from .engine.model import Action, Entry, Plan
 from .errors import ChecksumMismatchError, KeyConflictError, S3Error, TransferError
-from .localfs import safe_join, temp_path_for, write_atomic
+from .localfs import TempFile, make_dirs, safe_join, write_atomic
 from .progress import Progress
 
 if TYPE_CHECKING:
@@ -249,6 +249,7 @@ class _RangedDownload(_PartGroup):
     """One large object fetched with parallel ranged GETs into a temp file (see rules)."""
 
     RESTARTS = 2  # times an object changed mid-download (412) or mismatched is fetched again
+    tmp: TempFile  # made by start(): locked, opened through the target folder's descriptor
 
     def __init__(
         self,
@@ -265,7 +266,6 @@ class _RangedDownload(_PartGroup):
         self.batch, self.client, self.bucket, self.key = batch, client, bucket, key
         self.target, self.src, self.config, self.progress = target, src, config, progress
         self.restarts = restarts
-        self.tmp = temp_path_for(target)
         self.lock = threading.Lock()
         self.error: BaseException | None = None
         self.ranges: list[tuple[int, int]] = []
@@ -289,9 +289,8 @@ class _RangedDownload(_PartGroup):
         self.composite = bool(parts_count) and len(self.ranges) == parts_count
         self.digests = [""] * len(self.ranges)
         self.remaining = len(self.ranges)
-        self.target.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.tmp, "xb") as f:
-            f.truncate(size)
+        self.tmp = TempFile(self.target)
+        os.ftruncate(self.tmp.fd, size)
         for i in range(len(self.ranges)):
             self.batch.submit(self.run_part, i)
 
@@ -302,7 +301,7 @@ class _RangedDownload(_PartGroup):
 
     def part(self, i: int) -> None:
         first, last = self.ranges[i]
-        with open(self.tmp, "r+b") as f:
+        with self.tmp.reopen() as f:
             f.seek(first)
             got = self.client.get_object(
                 self.bucket,
@@ -339,7 +338,7 @@ class _RangedDownload(_PartGroup):
                 raise ChecksumMismatchError(url, etag, got)
         elif len(etag) == 32:
             md5 = hashlib.md5(usedforsecurity=False)
-            with open(self.tmp, "rb") as f:
+            with self.tmp.reopen() as f:
                 while block := f.read(MiB):
                     md5.update(block)
             if md5.hexdigest() != etag:
@@ -349,13 +348,11 @@ class _RangedDownload(_PartGroup):
         try:
             if self.error is None and not self.batch.cancelled:
                 self._verify()
-                os.utime(self.tmp, (self.src.mtime, self.src.mtime))
-                os.replace(self.tmp, self.target)
+                self.tmp.commit(self.src.mtime)  # renamed, then the mtime set
                 return
         except Exception as exc:
             self.error = exc
-        with contextlib.suppress(OSError):
-            os.unlink(self.tmp)
+        self.tmp.discard()
         if self.moved:
             self.progress.update(-self.moved)
         err = self.error
@@ -457,7 +454,7 @@ def execute_download(
     def copy(action: Action) -> None:
         target = safe_join(local_root, action.key)
         if action.key.endswith("/"):
-            target.mkdir(parents=True, exist_ok=True)
+            make_dirs(target)  # never through a symlinked folder
             return
         src = action.src
         key = key_prefix + action.key
@@ -473,9 +470,9 @@ def execute_download(
     # Make every parent folder once, here, rather than once per file in the workers.
     parents = {safe_join(local_root, a.key).parent for a in plan.copies if not a.key.endswith("/")}
     for folder in sorted(parents, key=lambda p: len(p.parts)):
-        # A file in the way makes that file's copy fail, and it is reported there.
-        with contextlib.suppress(OSError):
-            folder.mkdir(parents=True, exist_ok=True)
+        # A file or symlink in the way makes that file's copy fail, reported there.
+        with contextlib.suppress(OSError, ValueError):
+            make_dirs(folder)  # never through a symlinked folder
 
     failures = list(extra_failures)
     failures += [
@@ -600,10 +597,12 @@ def execute_upload(
     window: int,
     limiter: ByteRateLimiter | None = None,
     config: TransferConfig | None = None,
+    extra_failures: Sequence[BaseException] = (),
 ) -> None:
     """Apply an upload plan: put ``local_root / key`` at ``key_prefix + key``.
 
-    Empty local folders become zero-byte directory markers (``key/``). Raises
+    Empty local folders become zero-byte directory markers (``key/``). ``extra_failures``
+    (per-file walk failures) count as failures: they suppress deletes and are raised. Raises
     TransferError("Upload", ...) for copy failures and TransferError("Delete", ...) for
     per-key DeleteObjects failures; deletes run only when every copy succeeded.
     """
@@ -631,9 +630,8 @@ def execute_upload(
             logger.error("failed to upload %r to s3://%s/%s: %s", action.key, bucket, key, exc)
             raise
 
-    failures: list[BaseException] = [
-        KeyConflictError(key, "is both a file and a folder") for key in plan.conflicts
-    ]
+    failures: list[BaseException] = list(extra_failures)  # e.g. undecodable local names
+    failures += [KeyConflictError(key, "is both a file and a folder") for key in plan.conflicts]
     batch.run(plan.copies, copy, window=window)
     failures += batch.failures
     if failures:
