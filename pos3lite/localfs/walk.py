@@ -212,7 +212,7 @@ class _Walker:
         err = UnsafeKeyError(
             key,
             f"{n} bytes; S3 keys are at most {MAX_KEY_BYTES} bytes with the prefix "
-            f"(local file {self.display(key)!r})",
+            f"(a local file under {self.root!r})",
         )
         logger.error("%s", err)
         self.out.failures.append(err)
