@@ -75,6 +75,5 @@ def ensure_cache_root(root: Path) -> Path:
     An existing folder keeps its mode (the user may share it on purpose).
     """
     if not root.is_dir():
-        root.mkdir(mode=0o700, parents=True, exist_ok=True)
-        os.chmod(root, 0o700)  # mkdir's mode is cut by the umask; parents keep the default
+        root.mkdir(mode=0o700, parents=True, exist_ok=True)  # parents get the default mode
     return root

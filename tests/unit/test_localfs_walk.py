@@ -11,6 +11,7 @@ import random
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -238,24 +239,35 @@ def test_followed_symlink_loops_are_detected_at_any_depth(tmp_path: Path) -> Non
     assert sorted(got.skipped) == ["a/b/up/", "self/"]
 
 
-def test_a_folder_swapped_for_a_symlink_during_the_walk_is_not_entered(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("follow", [False, True])
+def test_a_folder_swapped_during_the_walk_is_not_entered(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, follow: bool
 ) -> None:
+    # Between listing the root and entering "sub", sub is replaced: by a symlink to a folder
+    # outside (caught by O_NOFOLLOW), or, when links are followed, the followed link is
+    # retargeted outside (caught by checking the opened folder is the one listed).
     outside = tmp_path / "outside"
     make_tree(outside, {"secret": b"s"})
+    inside = tmp_path / "inside"
+    make_tree(inside, {"f": b""})
     root = tmp_path / "root"
-    make_tree(root, {"a": b"", "sub/f": b""})
+    make_tree(root, {"a": b""})
+    if follow:
+        os.symlink(inside, root / "sub")
+    else:
+        (root / "sub").mkdir()
+        (root / "sub" / "f").write_bytes(b"")
     real_list = walk_module._Walker.list_folder
 
-    def swap_after_root(self: walk_module._Walker, fd: int, rel: str) -> list[object]:
+    def swap_after_root(self: Any, fd: int, rel: str) -> Any:
         out = real_list(self, fd, rel)
-        if rel == "":  # the root was listed: now swap sub for a symlink
+        if rel == "":  # the root was listed: now swap sub
             os.rename(root / "sub", tmp_path / "sub-moved")
             os.symlink(outside, root / "sub")
-        return out  # type: ignore[return-value]
+        return out
 
     monkeypatch.setattr(walk_module._Walker, "list_folder", swap_after_root)
-    got = walk(root)
+    got = walk(root, follow_symlinks=follow)
     assert [e.key for e in got.entries] == ["a"]
     assert got.skipped == ["sub/"]
 

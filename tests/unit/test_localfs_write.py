@@ -10,6 +10,7 @@ import stat
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -188,12 +189,12 @@ def test_a_live_writers_temp_file_is_never_removed_and_a_killed_ones_is_whatever
         os.utime(temp, (1_000_000, 1_000_000))  # ancient by the old one-hour rule
         found = walk(tmp_path)
         assert [p for p, _ in found.temp_files] == [str(temp)]
-        assert remove_stale_temps(found) == 0
+        assert remove_stale_temps(found, now=time.time()) == 0
         assert temp.read_bytes() == b"partial"  # alive: kept, however old
         os.kill(child.pid, signal.SIGKILL)
         child.wait(10)
         os.utime(temp)  # fresh: age does not matter either way
-        assert remove_stale_temps(walk(tmp_path)) == 1
+        assert remove_stale_temps(walk(tmp_path), now=time.time()) == 1
         assert not temp.exists()
     finally:
         if child.poll() is None:
