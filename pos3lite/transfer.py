@@ -42,7 +42,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 from .engine.model import Action, Entry, Plan
 from .errors import ChecksumMismatchError, KeyConflictError, S3Error, TransferError
-from .localfs import TempFile, make_dirs, safe_join, write_atomic
+from .localfs import TempFile, make_dirs, remove, safe_join, write_atomic
 from .progress import Progress
 
 if TYPE_CHECKING:
@@ -491,13 +491,13 @@ def execute_download(
         try:
             target = safe_join(local_root, action.key)
             if action.key.endswith("/"):
-                target.rmdir()
+                remove(target, folder=True)  # never through a symlinked folder
             else:
-                target.unlink()
+                remove(target)
             touched.add(target.parent)
         except FileNotFoundError:
             pass
-        except OSError as exc:
+        except (OSError, ValueError) as exc:  # ValueError: UnsafeKeyError (symlink)
             logger.error("failed to delete %r: %s", str(local_root / action.key), exc)
             delete_failures.append(exc)
     _prune_empty_dirs(touched, local_root)
@@ -509,8 +509,8 @@ def _prune_empty_dirs(dirs: Iterable[Path], root: Path) -> None:
     for d in sorted(dirs, key=lambda p: len(p.parts), reverse=True):
         while d != root and root in d.parents:
             try:
-                d.rmdir()
-            except OSError:
+                remove(d, folder=True)
+            except (OSError, ValueError):
                 break
             d = d.parent
 

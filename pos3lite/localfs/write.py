@@ -43,6 +43,7 @@ __all__ = [
     "TempFile",
     "make_dirs",
     "open_dir",
+    "remove",
     "remove_stale_temps",
     "remove_temp_if_dead",
     "safe_join",
@@ -140,6 +141,25 @@ def _open_child_dir(fd: int, name: str, here: Path, target: Path, create: bool) 
 def make_dirs(path: Path, *, root: Path | None = None) -> None:
     """``mkdir -p path`` without following a symlink (see :func:`open_dir`)."""
     os.close(open_dir(path, root=root, create=True))
+
+
+def remove(path: Path, *, folder: bool = False, root: Path | None = None) -> None:
+    """Delete the file (or, with ``folder``, the empty folder) at ``path`` through its
+    parent's descriptor, never through a symlinked folder (see :func:`open_dir`); a symlink
+    at ``path`` itself is removed, not its target.
+
+    Raises:
+        UnsafeKeyError: a folder on the way is a symlink; OSError as ``unlink``/``rmdir``.
+    """
+    path = Path(os.path.abspath(path))
+    fd = open_dir(path.parent, root=root)
+    try:
+        if folder:
+            os.rmdir(path.name, dir_fd=fd)
+        else:
+            os.unlink(path.name, dir_fd=fd)
+    finally:
+        os.close(fd)
 
 
 # --------------------------------------------------------------------------- temp files

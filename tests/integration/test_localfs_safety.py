@@ -238,3 +238,32 @@ def test_an_over_long_key_fails_alone_and_is_named(
     assert isinstance(failure, UnsafeKeyError) and failure.key == long_key
     assert "1024 bytes" in str(failure)
     assert _remote(oracle, bucket, "out/") == {"short.txt": b"s"}
+
+
+def test_a_folder_swapped_for_a_symlink_before_the_deletes_cannot_redirect_them(
+    oracle: Any, bucket: str, profile: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    put(oracle, bucket, "d/keep.txt", b"k")
+    dest = tmp_path / "dest"
+    (dest / "sub").mkdir(parents=True)
+    (dest / "sub" / "old.txt").write_bytes(b"local extra: deleted by delete=True")
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "old.txt").write_bytes(b"precious, outside the destination")
+    from pos3lite.s3.client import S3Client
+
+    real_get = S3Client.get_object
+
+    def get_and_swap(self: S3Client, *a: Any, **kw: Any) -> Any:
+        if not (dest / "sub").is_symlink():  # after the walk listed sub/old.txt
+            os.rename(dest / "sub", tmp_path / "sub-moved")
+            (dest / "sub").symlink_to(outside)
+        return real_get(self, *a, **kw)
+
+    monkeypatch.setattr(S3Client, "get_object", get_and_swap)
+    with open_mirror(tmp_path, profile), pytest.raises(TransferError) as info:
+        pos3lite.download(f"s3://{bucket}/d", local=dest, delete=True)
+    assert info.value.operation == "Delete"
+    assert repr(str(dest / "sub")) in str(info.value.failures[0])
+    assert tree(outside) == {"old.txt": b"precious, outside the destination"}
+    assert (dest / "keep.txt").read_bytes() == b"k"

@@ -23,6 +23,7 @@ from pos3lite.localfs import (
     ensure_cache_root,
     fallback_cache_root,
     make_dirs,
+    remove,
     remove_stale_temps,
     walk,
     write_atomic,
@@ -284,3 +285,20 @@ def test_default_cache_root_falls_back_without_a_home(
 
     monkeypatch.setattr(Path, "expanduser", no_home)
     assert default_cache_root({}) == tmp_path.resolve() / f"pos3lite-cache-{os.getuid()}"
+
+
+# ---------------------------------------------------------------------------- deletes
+
+
+def test_deletes_never_go_through_a_symlinked_folder(tmp_path: Path) -> None:
+    outside, root = _outside_and_root(tmp_path)
+    (outside / "victim").write_bytes(b"keep")
+    (outside / "empty").mkdir()
+    os.symlink(outside, root / "sub")  # e.g. swapped in after the walk listed sub/victim
+    with pytest.raises(UnsafeKeyError, match="is a symlink"):
+        remove(root / "sub" / "victim")
+    with pytest.raises(UnsafeKeyError, match="is a symlink"):
+        remove(root / "sub" / "empty", folder=True)
+    assert (outside / "victim").read_bytes() == b"keep" and (outside / "empty").is_dir()
+    remove(root / "sub")  # the link itself goes, not what it points at
+    assert not os.path.lexists(root / "sub") and (outside / "victim").exists()
