@@ -103,3 +103,27 @@ def test_runtime_dependencies_are_urllib3_and_tqdm_only() -> None:
 
 def test_version_is_hard_coded() -> None:
     assert isinstance(pos3lite.__version__, str) and pos3lite.__version__.count(".") == 2
+
+
+def test_localfs_is_an_adapter_importing_only_values_below_it() -> None:
+    """localfs (walk, writes, cache root) sits under transfer and the mirror: it may use
+    errors, urls and the engine's values, never the S3 client, transfer or the mirror."""
+    allowed = {"errors", "urls", "engine.model", "localfs.walk", "localfs.write", "localfs.cache"}
+    for path in sorted((PKG / "localfs").glob("*.py")):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level > 0:
+                base = "localfs." if node.level == 1 else ""
+                target = base + (node.module or "")
+                if node.level == 1 and not node.module:
+                    continue
+                assert target.removeprefix("localfs.") in allowed or target in allowed, (
+                    f"{path.name} imports {target}"
+                )
+            elif isinstance(node, ast.ImportFrom | ast.Import):
+                names = (
+                    [node.module]
+                    if isinstance(node, ast.ImportFrom)
+                    else [a.name for a in node.names]
+                )
+                assert not any(str(n).startswith("pos3lite") for n in names), path.name
