@@ -281,8 +281,7 @@ class _Mirror:
             return self._executor
 
     def cache_path_for(self, url: S3URL, profile: Profile | None) -> Path:
-        root = ensure_cache_root(self.cache_root)  # 0700 on first use
-        base = root / (profile.local_name if profile else "_") / url.bucket
+        base = self.cache_root / (profile.local_name if profile else "_") / url.bucket
         parts = [p for p in url.prefix.split("/") if p]
         return base.joinpath(*parts)
 
@@ -489,11 +488,13 @@ class _Mirror:
         if plan is None:
             if not missing_ok:
                 raise RemoteNotFoundError(url.normalized() + ("/" if url.key.endswith("/") else ""))
+            ensure_cache_root(self.cache_root, target)
             target.mkdir(parents=True, exist_ok=True)
             return
         total = sum(a.src.size for a in plan.copies if a.src is not None)
         progress = make_progress(self.show_progress, total, f"Downloading {url.normalized()}")
         try:
+            ensure_cache_root(self.cache_root, target)
             target.mkdir(parents=True, exist_ok=True)
             execute_download(
                 plan,
@@ -523,6 +524,7 @@ class _Mirror:
             )
         if not self._object_changed(obj, target):
             return
+        ensure_cache_root(self.cache_root, target)
         progress = make_progress(self.show_progress, obj.size, f"Downloading {url.normalized()}")
         try:
             download_object(
@@ -584,6 +586,7 @@ class _Mirror:
             self._check_conflicts(reg.url, p, self._uploads.values(), "upload", "upload")
             if local is None:
                 # The cache folder is ours: create it so the caller can write into it.
+                ensure_cache_root(self.cache_root, local_path)
                 local_path.mkdir(parents=True, exist_ok=True)
             self._uploads[regkey] = reg
             if interval is not None:

@@ -69,11 +69,15 @@ def default_cache_root(environ: Mapping[str, str] | None = None) -> Path:
         return fallback_cache_root()
 
 
-def ensure_cache_root(root: Path) -> Path:
+def ensure_cache_root(root: Path, path: Path | None = None) -> Path:
     """Create the cache root (and missing parents) with mode ``0700``; return ``root``.
 
-    An existing folder keeps its mode (the user may share it on purpose).
+    Call it just before writing ``path``: nothing is made when ``path`` is given and lies
+    outside ``root`` (a ``local=`` folder elsewhere). Plans and dry runs never call it, so they
+    create nothing. An existing folder keeps its mode (the user may share it on purpose).
     """
+    if path is not None and not path.is_relative_to(root):
+        return root
     if not root.is_dir():
         root.mkdir(mode=0o700, parents=True, exist_ok=True)  # parents get the default mode
     return root

@@ -302,3 +302,11 @@ def test_deletes_never_go_through_a_symlinked_folder(tmp_path: Path) -> None:
     assert (outside / "victim").read_bytes() == b"keep" and (outside / "empty").is_dir()
     remove(root / "sub")  # the link itself goes, not what it points at
     assert not os.path.lexists(root / "sub") and (outside / "victim").exists()
+
+
+def test_the_cache_root_is_not_made_for_a_path_outside_it(tmp_path: Path) -> None:
+    root = tmp_path / "cache"
+    ensure_cache_root(root, tmp_path / "elsewhere" / "x")
+    assert not root.exists()
+    ensure_cache_root(root, root / "_" / "bucket")
+    assert stat.S_IMODE(root.stat().st_mode) == 0o700
