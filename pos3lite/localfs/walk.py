@@ -52,6 +52,7 @@ MAX_KEY_BYTES = 1024
 FD_BUDGET = 64
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
+_S_ISREG = stat.S_ISREG
 
 
 @dataclass(slots=True)
@@ -87,6 +88,7 @@ class _Frame:
     fd: int | None
     via_link: bool  # entered through a followed symlink: reopen without O_NOFOLLOW
     children: list[_Child]  # sorted descending: pop() gives the next in key order
+    nbytes: int  # len(rel) in UTF-8 bytes
 
 
 def walk(
@@ -175,20 +177,21 @@ class _Walker:
             st = os.fstat(fd)
             ident = (st.st_dev, st.st_ino)
             children = self.list_folder(fd, "")
-            self.stack.append(_Frame("", "", ident, fd, False, children))
+            self.stack.append(_Frame("", "", ident, fd, False, children, 0))
             self.ancestors.add(ident)
             while self.stack:
                 top = self.stack[-1]
                 if not top.children:
                     self.pop()
                     continue
-                _, name, cst, is_dir, is_link = top.children.pop()
+                sk, name, cst, is_dir, is_link = top.children.pop()
                 key = top.rel + name
+                nbytes = top.nbytes + len(sk)  # sk: the name's UTF-8 bytes (+ "/")
                 if not is_dir:
-                    if self.key_fits(key):
+                    if self.max_key is None or nbytes <= self.max_key or self.key_fits(key):
                         yield Entry(key, cst.st_size, cst.st_mtime)
                     continue
-                entry = self.enter(key, name, cst, is_link)
+                entry = self.enter(key, name, cst, is_link, nbytes)
                 if entry is not None:
                     yield entry
         finally:
@@ -219,7 +222,9 @@ class _Walker:
         self.out.skipped.append(key)
         return False
 
-    def enter(self, key: str, name: str, st: os.stat_result, via_link: bool) -> Entry | None:
+    def enter(
+        self, key: str, name: str, st: os.stat_result, via_link: bool, nbytes: int
+    ) -> Entry | None:
         """Open and list the child folder ``key``; push it, or return its entry if empty."""
         ident = (st.st_dev, st.st_ino)
         if ident in self.ancestors:
@@ -246,7 +251,7 @@ class _Walker:
         if not self.nonempty:
             os.close(fd)
             return Entry(key + "/", 0, st.st_mtime) if self.key_fits(key + "/") else None
-        self.stack.append(_Frame(name, key + "/", ident, fd, via_link, children))
+        self.stack.append(_Frame(name, key + "/", ident, fd, via_link, children, nbytes))
         self.ancestors.add(ident)
         if len(self.stack) > FD_BUDGET + 1:
             old = self.stack[-FD_BUDGET - 1]
@@ -305,8 +310,15 @@ class _Walker:
             self.out.skipped.append(key)
             self.nonempty = True
             return
-        if stat.S_ISREG(lst.st_mode) and name.endswith(TEMP_SUFFIX):
-            self.out.temp_files.append((self.display(key), lst.st_mtime))
+        if _S_ISREG(lst.st_mode):  # the common case first, with the fewest calls
+            if name.endswith(TEMP_SUFFIX):
+                self.out.temp_files.append((self.display(key), lst.st_mtime))
+                return
+            self.nonempty = True
+            try:
+                children.append((name.encode("utf-8"), name, lst, False, False))
+            except UnicodeEncodeError:
+                self.undecodable(key, False)
             return
         self.nonempty = True
         is_link = stat.S_ISLNK(lst.st_mode)
