@@ -267,3 +267,25 @@ def test_a_folder_swapped_for_a_symlink_before_the_deletes_cannot_redirect_them(
     assert repr(str(dest / "sub")) in str(info.value.failures[0])
     assert tree(outside) == {"old.txt": b"precious, outside the destination"}
     assert (dest / "keep.txt").read_bytes() == b"k"
+
+
+def test_lerobot_last_symlink_in_a_sync_folder_is_not_uploaded_and_resume_can_relink(
+    oracle: Any, bucket: str, profile: Any, tmp_path: Path
+) -> None:
+    """Issue 8 row: ``checkpoints/last -> 000010`` in a sync folder; resume on a fresh cache:
+    not uploaded; ``last`` absent after resume; ``symlink_to`` works."""
+    with open_mirror(tmp_path / "machine1", profile):
+        run = Path(pos3lite.sync(f"s3://{bucket}/exp", interval=None))
+        ck = run / "checkpoints" / "000010"
+        ck.mkdir(parents=True)
+        (ck / "model.bin").write_bytes(b"weights")
+        (run / "checkpoints" / "last").symlink_to("000010")
+    assert _remote(oracle, bucket, "exp/") == {"checkpoints/000010/model.bin": b"weights"}
+    with open_mirror(tmp_path / "machine2", profile):  # a fresh cache: the resume
+        run2 = Path(pos3lite.sync(f"s3://{bucket}/exp", interval=None))
+        last = run2 / "checkpoints" / "last"
+        assert not os.path.lexists(last)
+        last.symlink_to("000010")  # LeRobot's resume: no FileExistsError
+        assert (last / "model.bin").read_bytes() == b"weights"
+    assert _remote(oracle, bucket, "exp/") == {"checkpoints/000010/model.bin": b"weights"}
+    assert os.readlink(last) == "000010"  # the final sync left the link alone
