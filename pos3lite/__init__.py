@@ -19,7 +19,10 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import (
     AccessDeniedError,
+    CertificateError,
+    ChecksumMismatchError,
     ConfigError,
+    ConnectError,
     CredentialsError,
     InvalidURLError,
     KeyConflictError,
@@ -27,6 +30,7 @@ from .errors import (
     NotFoundError,
     Pos3liteError,
     ProfileError,
+    ReadTimeoutError,
     RemoteNotFoundError,
     S3Error,
     TransferError,
@@ -77,14 +81,19 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+    # Public names only: not the helpers this module imports for itself (``Any``,
+    # ``TYPE_CHECKING``, ``annotations``) nor submodules loaded as a side effect.
+    return sorted(set(__all__) | set(_LAZY))
 
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AccessDeniedError",
+    "CertificateError",
+    "ChecksumMismatchError",
     "ConfigError",
+    "ConnectError",
     "CredentialsError",
     "InvalidURLError",
     "KeyConflictError",
@@ -93,6 +102,7 @@ __all__ = [
     "Pos3liteError",
     "Profile",
     "ProfileError",
+    "ReadTimeoutError",
     "RemoteNotFoundError",
     "S3Error",
     "TransferError",

@@ -12,6 +12,7 @@
     ├── CredentialsError                      no credentials found, or a provider failed
     ├── TransportError                        the request never got an HTTP answer
     │   ├── ConnectError                      could not connect (refused, DNS, TLS)
+    │   │   └── CertificateError              the TLS certificate failed verification
     │   └── ReadTimeoutError                  the socket stalled past the read timeout
     ├── S3Error                               the server answered with an S3 error
     │   ├── NotFoundError                     404: NoSuchKey, NoSuchBucket, ...
@@ -25,14 +26,21 @@
 subclasses :class:`RuntimeError` so code written against pos3 (which raised those builtins)
 keeps catching them. Rules: every message names the bad value; no message, ``repr`` or log
 line ever carries a secret (secret keys, session tokens, signatures).
+
+Every exception pickles and unpickles with its message and attributes (they cross process
+boundaries in worker pools): :meth:`Pos3liteError.__reduce__` rebuilds the instance without
+calling ``__init__`` and restores its ``__dict__``, so subclasses with their own
+constructor signatures inherit it without writing anything.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 __all__ = [
     "AccessDeniedError",
+    "CertificateError",
     "ChecksumMismatchError",
     "ConfigError",
     "ConnectError",
@@ -52,8 +60,25 @@ __all__ = [
 ]
 
 
+def _rebuild(cls: type[Pos3liteError], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
+    """Unpickle an exception: create it without ``__init__``, then restore its attributes."""
+    # BaseException.__new__ stores ``args`` (so str() is the original message) and, unlike
+    # calling the class, never runs a subclass __init__ with a signature of its own.
+    exc = cls.__new__(cls, *args)
+    exc.args = args
+    exc.__dict__.update(state)
+    return exc
+
+
 class Pos3liteError(Exception):
-    """Base class of every error pos3lite raises on purpose."""
+    """Base class of every error pos3lite raises on purpose.
+
+    Pickling (``pickle``, ``copy``, process pools) keeps the message and every attribute, for
+    this class and every subclass, whatever the subclass's ``__init__`` signature.
+    """
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self.args, dict(self.__dict__)))
 
 
 class ConfigError(Pos3liteError, ValueError):
@@ -113,6 +138,11 @@ class TransportError(Pos3liteError):
 
 class ConnectError(TransportError):
     """Could not open a connection (refused, DNS failure, TLS handshake failure)."""
+
+
+class CertificateError(ConnectError):
+    """The server's TLS certificate failed verification; never retried (it would fail the
+    same way). Set ``AWS_CA_BUNDLE`` for a private certificate authority."""
 
 
 class ReadTimeoutError(TransportError):
