@@ -73,6 +73,13 @@ def safe_join(root: Path, key: str) -> Path:
     return root.joinpath(*key.rstrip("/").split("/"))
 
 
+def _named(exc: OSError, path: Path | str) -> OSError:
+    """``exc`` with its ``filename`` set to the full ``path``: calls relative to a directory
+    descriptor report only the last name, and error messages must name the real file."""
+    exc.filename = str(path)
+    return exc
+
+
 def _symlink_error(target: Path, link: str) -> UnsafeKeyError:
     return UnsafeKeyError(
         str(target),
@@ -121,8 +128,12 @@ def _open_child_dir(fd: int, name: str, here: Path, target: Path, create: bool) 
         except FileNotFoundError:
             if not create:
                 raise
-            with contextlib.suppress(FileExistsError):
+            try:
                 os.mkdir(name, 0o777, dir_fd=fd)
+            except FileExistsError:
+                pass
+            except OSError as exc:
+                raise _named(exc, here) from None
         except OSError as exc:
             if exc.errno in (errno.ELOOP, errno.ENOTDIR, errno.EMLINK):
                 try:
@@ -134,7 +145,7 @@ def _open_child_dir(fd: int, name: str, here: Path, target: Path, create: bool) 
                 raise NotADirectoryError(
                     errno.ENOTDIR, f"not a folder: {str(here)!r} (needed for {str(target)!r})"
                 ) from None
-            raise
+            raise _named(exc, here) from None
     raise FileNotFoundError(errno.ENOENT, f"folder keeps vanishing: {str(here)!r}")
 
 
@@ -158,6 +169,8 @@ def remove(path: Path, *, folder: bool = False, root: Path | None = None) -> Non
             os.rmdir(path.name, dir_fd=fd)
         else:
             os.unlink(path.name, dir_fd=fd)
+    except OSError as exc:
+        raise _named(exc, path) from None
     finally:
         os.close(fd)
 
@@ -226,12 +239,15 @@ class TempFile:
     def _create(self) -> str:
         while True:
             name = _temp_name(self.target.name)
-            fd = os.open(
-                name,
-                os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | _NOFOLLOW,
-                0o666,
-                dir_fd=self.dir_fd,
-            )
+            try:
+                fd = os.open(
+                    name,
+                    os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | _NOFOLLOW,
+                    0o666,
+                    dir_fd=self.dir_fd,
+                )
+            except OSError as exc:
+                raise _named(exc, self.target.with_name(name)) from None
             fcntl.flock(fd, fcntl.LOCK_EX)
             # A cleaner may have taken the lock between our create and our flock and
             # removed the file: then ours is an orphan inode; start again with a new name.
@@ -271,7 +287,10 @@ class TempFile:
     def commit(self, mtime: float | None = None) -> None:
         """Rename the temp file over ``target`` (``os.replace`` in the opened folder), then
         set its mtime (seconds since the epoch) on the descriptor, then release the lock."""
-        os.replace(self.name, self.target.name, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd)
+        try:
+            os.replace(self.name, self.target.name, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd)
+        except OSError as exc:
+            raise _named(exc, self.target) from None
         self.done = True
         try:
             if mtime is not None:

@@ -310,3 +310,22 @@ def test_the_cache_root_is_not_made_for_a_path_outside_it(tmp_path: Path) -> Non
     assert not root.exists()
     ensure_cache_root(root, root / "_" / "bucket")
     assert stat.S_IMODE(root.stat().st_mode) == 0o700
+
+
+def test_errors_name_the_full_path_not_the_name_relative_to_a_descriptor(tmp_path: Path) -> None:
+    ro = tmp_path / "ro"
+    ro.mkdir()
+    (ro / "dir").mkdir()
+    os.chmod(ro, 0o500)
+    try:
+        if os.access(ro, os.W_OK):
+            pytest.skip("this user can write into a read-only folder (root)")
+        with pytest.raises(PermissionError) as info:
+            write_atomic(ro / "f", _fill(b"x"))
+        assert os.path.dirname(str(info.value.filename)) == str(ro)
+        assert str(info.value.filename).endswith(TEMP_SUFFIX)
+        with pytest.raises(PermissionError) as info:
+            remove(ro / "dir", folder=True)
+        assert info.value.filename == str(ro / "dir")
+    finally:
+        os.chmod(ro, 0o700)
