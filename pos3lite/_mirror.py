@@ -57,7 +57,14 @@ from .errors import (
     UnsafeKeyError,
 )
 from .keys import collisions, conflict_errors
-from .localfs import Walk, file_md5, remove_stale_temps, walk
+from .localfs import (
+    Walk,
+    default_cache_root,
+    ensure_cache_root,
+    file_md5,
+    remove_stale_temps,
+    walk,
+)
 from .profiles import Profile, effective_profile, resolve_profile
 from .progress import make_progress
 from .transfer import (
@@ -122,25 +129,6 @@ class State(enum.Enum):
     UNOPENED = "unopened"
     OPENED = "opened"
     CLOSED = "closed"
-
-
-def default_cache_root(environ: dict[str, str] | None = None) -> Path:
-    """The cache root used when ``mirror(cache_root=None)``.
-
-    ``$POS3LITE_CACHE_ROOT`` if set (Lambda and read-only-HOME containers point it at
-    ``/tmp``), else pos3's ``~/.cache/positronic/s3/``; if the home folder cannot be
-    determined (arbitrary-UID containers), ``<tempdir>/pos3lite-cache``.
-    """
-    env = os.environ if environ is None else environ
-    override = env.get("POS3LITE_CACHE_ROOT")
-    if override:
-        return Path(override).expanduser().resolve()
-    try:
-        return Path(DEFAULT_CACHE_ROOT).expanduser().resolve()
-    except RuntimeError:
-        import tempfile
-
-        return Path(tempfile.gettempdir(), "pos3lite-cache").resolve()
 
 
 @dataclass
@@ -547,11 +535,13 @@ class _Mirror:
         if plan is None:
             if not missing_ok:
                 raise RemoteNotFoundError(url.normalized() + ("/" if url.key.endswith("/") else ""))
+            ensure_cache_root(self.cache_root, target)
             target.mkdir(parents=True, exist_ok=True)
             return
         total = sum(a.src.size for a in plan.copies if a.src is not None)
         progress = make_progress(self.show_progress, total, f"Downloading {url.normalized()}")
         try:
+            ensure_cache_root(self.cache_root, target)
             target.mkdir(parents=True, exist_ok=True)
             execute_download(
                 plan,
@@ -581,6 +571,7 @@ class _Mirror:
             )
         if not self._object_changed(obj, target):
             return
+        ensure_cache_root(self.cache_root, target)
         progress = make_progress(self.show_progress, obj.size, f"Downloading {url.normalized()}")
         try:
             download_object(
@@ -642,6 +633,7 @@ class _Mirror:
             self._check_conflicts(reg.url, p, self._uploads.values(), "upload", "upload")
             if local is None:
                 # The cache folder is ours: create it so the caller can write into it.
+                ensure_cache_root(self.cache_root, local_path)
                 local_path.mkdir(parents=True, exist_ok=True)
             self._uploads[regkey] = reg
             if interval is not None:
@@ -674,7 +666,7 @@ class _Mirror:
         if root.is_file():
             self._upload_file(client, url, root)
             return
-        failures: list[Pos3liteError] = []
+        failures: list[Pos3liteError] = []  # plan-time: case-fold twins, local names
         plan = self._plan_upload(
             client,
             url,
@@ -721,9 +713,12 @@ class _Mirror:
         behind upload syncs and :meth:`plan_upload`. Keys that fail at plan time (case-fold
         twins) are appended to ``failures``; ``folder_markers=False`` plans no markers."""
         key_prefix = url.prefix + "/" if url.prefix else ""
-        walking = self.executor.submit(walk, root)  # overlaps with the remote listing
+        max_key = 1024 - len(key_prefix.encode())  # S3's key limit, prefix included
+        walking = self.executor.submit(walk, root, max_key_bytes=max_key)
         remote = self._scan_remote(client, S3URL(url.bucket, key_prefix, url.profile), exclude)
         local = walking.result()
+        if failures is not None:
+            failures.extend(local.failures)
         src = local.entries
         if self.compare == "checksum":
             src = self._with_md5(src, root)

@@ -48,7 +48,7 @@ from .errors import (
     TransferError,
     TransportError,
 )
-from .localfs import safe_join, temp_path_for, write_atomic
+from .localfs import TempFile, make_dirs, remove, safe_join, write_atomic
 from .progress import Progress, file_done
 
 if TYPE_CHECKING:
@@ -255,6 +255,7 @@ class _RangedDownload(_PartGroup):
     """One large object fetched with parallel ranged GETs into a temp file (see rules)."""
 
     RESTARTS = 2  # times an object changed mid-download (412) or mismatched is fetched again
+    tmp: TempFile  # made by start(): locked, opened through the target folder's descriptor
 
     def __init__(
         self,
@@ -272,7 +273,6 @@ class _RangedDownload(_PartGroup):
         self.batch, self.client, self.bucket, self.key = batch, client, bucket, key
         self.target, self.src, self.config, self.progress = target, src, config, progress
         self.restarts = restarts
-        self.tmp = temp_path_for(target)
         self.lock = threading.Lock()
         self.error: BaseException | None = None
         self.ranges: list[tuple[int, int]] = []
@@ -308,9 +308,8 @@ class _RangedDownload(_PartGroup):
         self.composite = lined_up and len(self.ranges) == parts_count
         self.digests = [""] * len(self.ranges)
         self.remaining = len(self.ranges)
-        self.target.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.tmp, "xb") as f:
-            f.truncate(size)
+        self.tmp = TempFile(self.target)
+        os.ftruncate(self.tmp.fd, size)
         for i in range(len(self.ranges)):
             self.batch.submit(self.run_part, i)
 
@@ -321,7 +320,7 @@ class _RangedDownload(_PartGroup):
 
     def part(self, i: int) -> None:
         first, last = self.ranges[i]
-        with open(self.tmp, "r+b") as f:
+        with self.tmp.reopen() as f:
             f.seek(first)
             got = self.client.get_object(
                 self.bucket,
@@ -363,7 +362,7 @@ class _RangedDownload(_PartGroup):
                 raise ChecksumMismatchError(url, etag, got)
         elif len(etag) == 32:
             md5 = hashlib.md5(usedforsecurity=False)
-            with open(self.tmp, "rb") as f:
+            with self.tmp.reopen() as f:
                 while block := f.read(MiB):
                     md5.update(block)
             if not self.client.check_etag(
@@ -377,14 +376,12 @@ class _RangedDownload(_PartGroup):
         try:
             if self.error is None and not self.batch.cancelled:
                 self._verify()
-                os.utime(self.tmp, (self.src.mtime, self.src.mtime))
-                os.replace(self.tmp, self.target)
+                self.tmp.commit(self.src.mtime)  # renamed, then the mtime set
                 file_done(self.progress, "download", f"s3://{self.bucket}/{self.key}", self.target)
                 return
         except Exception as exc:
             self.error = exc
-        with contextlib.suppress(OSError):
-            os.unlink(self.tmp)
+        self.tmp.discard()
         if self.moved:
             self.progress.update(-self.moved)
         err = self.error
@@ -489,7 +486,7 @@ def execute_download(
     def copy(action: Action) -> None:
         target = safe_join(local_root, action.key)
         if action.key.endswith("/"):
-            target.mkdir(parents=True, exist_ok=True)
+            make_dirs(target)  # never through a symlinked folder
             return
         src = action.src
         key = key_prefix + action.key
@@ -505,9 +502,9 @@ def execute_download(
     # Make every parent folder once, here, rather than once per file in the workers.
     parents = {safe_join(local_root, a.key).parent for a in plan.copies if not a.key.endswith("/")}
     for folder in sorted(parents, key=lambda p: len(p.parts)):
-        # A file in the way makes that file's copy fail, and it is reported there.
-        with contextlib.suppress(OSError):
-            folder.mkdir(parents=True, exist_ok=True)
+        # A file or symlink in the way makes that file's copy fail, reported there.
+        with contextlib.suppress(OSError, ValueError):
+            make_dirs(folder)  # never through a symlinked folder
 
     failures = list(extra_failures)
     failures += [
@@ -526,14 +523,14 @@ def execute_download(
         try:
             target = safe_join(local_root, action.key)
             if action.key.endswith("/"):
-                target.rmdir()
+                remove(target, folder=True)  # never through a symlinked folder
             else:
-                target.unlink()
+                remove(target)
                 file_done(progress, "delete", str(target))
             touched.add(target.parent)
         except FileNotFoundError:
             pass
-        except OSError as exc:
+        except (OSError, ValueError) as exc:  # ValueError: UnsafeKeyError (symlink)
             logger.error("failed to delete %r: %s", str(local_root / action.key), exc)
             delete_failures.append(exc)
     _prune_empty_dirs(touched, local_root)
@@ -545,8 +542,8 @@ def _prune_empty_dirs(dirs: Iterable[Path], root: Path) -> None:
     for d in sorted(dirs, key=lambda p: len(p.parts), reverse=True):
         while d != root and root in d.parents:
             try:
-                d.rmdir()
-            except OSError:
+                remove(d, folder=True)
+            except (OSError, ValueError):
                 break
             d = d.parent
 

@@ -300,17 +300,25 @@ def test_compare_checksum_upload(oracle: Any, bucket: str, profile: Any, tmp_pat
 # ---------------------------------------------------------------------------- symlinks
 
 
-def test_symlink_to_file_is_followed(
+def test_symlinks_are_skipped_not_followed_and_their_remote_copies_kept(
     oracle: Any, bucket: str, profile: Any, tmp_path: Path
 ) -> None:
+    """Issue 8: LeRobot's ``checkpoints/last -> 000010`` must not come back as a folder copy;
+    pos3 skipped symlinks. A skipped link never causes its remote copy to be deleted."""
+    put(oracle, bucket, "out/link.txt", b"uploaded before it became a link")
     outside = tmp_path / "outside.txt"
     outside.write_bytes(b"target content")
     src = tmp_path / "src"
-    _write(src, {"real.txt": b"r"})
+    _write(src, {"real.txt": b"r", "checkpoints/000010/model.bin": b"weights"})
     (src / "link.txt").symlink_to(outside)
+    (src / "checkpoints" / "last").symlink_to("000010")
     with open_mirror(tmp_path, profile):
-        pos3lite.upload(f"s3://{bucket}/out", local=src, interval=None)
-    assert _remote(oracle, bucket, "out/") == {"real.txt": b"r", "link.txt": b"target content"}
+        pos3lite.upload(f"s3://{bucket}/out", local=src, interval=None, delete=True)
+    assert _remote(oracle, bucket, "out/") == {
+        "real.txt": b"r",
+        "checkpoints/000010/model.bin": b"weights",
+        "link.txt": b"uploaded before it became a link",
+    }
 
 
 def test_broken_symlink_skipped_and_remote_kept(

@@ -221,6 +221,8 @@ def test_the_cycle_check_sees_a_cycle() -> None:
 def test_config_does_not_import_auth() -> None:
     for path in (PKG / "config").glob("*.py"):
         assert not any(m.startswith("pos3lite.auth") for m in _internal_imports(path)), path
+
+
 def test_the_server_launcher_is_stdlib_and_only_the_cli_imports_it() -> None:
     """``pos3lite/_server.py`` (``pos3lite server``) stays out of every other module."""
     allowed = set(sys.stdlib_module_names) | {"__future__"}
@@ -234,3 +236,27 @@ def test_the_server_launcher_is_stdlib_and_only_the_cli_imports_it() -> None:
             if isinstance(node, ast.ImportFrom):
                 names = [node.module or ""] + [a.name for a in node.names]
                 assert not any(n.split(".")[-1] == "_server" for n in names), rel
+
+
+def test_localfs_is_an_adapter_importing_only_values_below_it() -> None:
+    """localfs (walk, writes, cache root) sits under transfer and the mirror: it may use
+    errors, urls and the engine's values, never the S3 client, transfer or the mirror."""
+    allowed = {"errors", "urls", "engine.model", "localfs.walk", "localfs.write", "localfs.cache"}
+    for path in sorted((PKG / "localfs").glob("*.py")):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.level > 0:
+                base = "localfs." if node.level == 1 else ""
+                target = base + (node.module or "")
+                if node.level == 1 and not node.module:
+                    continue
+                assert target.removeprefix("localfs.") in allowed or target in allowed, (
+                    f"{path.name} imports {target}"
+                )
+            elif isinstance(node, ast.ImportFrom | ast.Import):
+                names = (
+                    [node.module]
+                    if isinstance(node, ast.ImportFrom)
+                    else [a.name for a in node.names]
+                )
+                assert not any(str(n).startswith("pos3lite") for n in names), path.name

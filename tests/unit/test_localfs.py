@@ -39,7 +39,10 @@ def test_walk_of_a_missing_folder_is_empty_and_of_a_file_is_an_error(tmp_path: P
         walk(tmp_path / "f")
 
 
-def test_walk_follows_symlinks_and_skips_broken_links_and_loops(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kw", [{"follow_symlinks": True}, {"follow_dir_links": True}])
+def test_walk_follows_symlinks_on_request_and_skips_broken_links_and_loops(
+    tmp_path: Path, kw: dict[str, bool]
+) -> None:
     outside = tmp_path / "outside"
     make_tree(outside, {"real.txt": b"real", "d/inner.txt": b"in"})
     root = tmp_path / "root"
@@ -48,7 +51,7 @@ def test_walk_follows_symlinks_and_skips_broken_links_and_loops(tmp_path: Path) 
     os.symlink(outside / "d", root / "linked-dir")
     os.symlink(tmp_path / "missing", root / "broken")
     os.symlink(root, root / "loop")
-    got = walk(root)
+    got = walk(root, **kw)
     keys = [e.key for e in got.entries]
     assert keys == ["link.txt", "linked-dir/inner.txt"]
     assert sorted(got.skipped) == ["broken", "loop/"]
@@ -162,19 +165,25 @@ def test_batch_runs_everything_and_collects_failures() -> None:
     )
 
 
-def test_download_destinations_do_not_enter_symlinked_folders(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kw", [{"destination": True}, {"follow_dir_links": False}])
+def test_download_destinations_neither_list_nor_enter_symlinks(
+    tmp_path: Path, kw: dict[str, bool]
+) -> None:
     outside = tmp_path / "outside"
     make_tree(outside, {"precious.txt": b"keep"})
     root = tmp_path / "root"
     make_tree(root, {"own.txt": b"o"})
     os.symlink(outside, root / "linked")
     os.symlink(outside / "precious.txt", root / "file-link")
-    got = walk(root, follow_dir_links=False)
-    assert [e.key for e in got.entries] == ["file-link", "own.txt"]
-    assert got.skipped == ["linked/"]
+    got = walk(root, **kw)
+    # Not listed, so never deleted; not in skipped, so a remote key there is still planned
+    # and its write fails naming the link (never written through).
+    assert [e.key for e in got.entries] == ["own.txt"]
+    assert got.skipped == []
+    assert sorted(got.links) == ["file-link", "linked/"]
 
 
-def test_stale_temp_files_are_found_and_only_old_ones_removed(tmp_path: Path) -> None:
+def test_unlocked_temp_files_are_removed_whatever_their_age(tmp_path: Path) -> None:
     from pos3lite.localfs import remove_stale_temps
 
     old = tmp_path / "sub" / f".a.bin.0123456789ab{TEMP_SUFFIX}"
@@ -185,5 +194,7 @@ def test_stale_temp_files_are_found_and_only_old_ones_removed(tmp_path: Path) ->
     os.utime(old, (1_000_000, 1_000_000))
     found = walk(tmp_path)
     assert sorted(p for p, _ in found.temp_files) == sorted([str(old), str(fresh)])
-    assert remove_stale_temps(found, now=fresh.stat().st_mtime + 10) == 1
-    assert not old.exists() and fresh.exists()
+    # No writer holds their lock (a writer that died, or an older pos3lite): both go.
+    assert remove_stale_temps(found, now=fresh.stat().st_mtime + 10) == 2
+    assert not old.exists() and not fresh.exists()
+    assert (tmp_path / "sub" / "a.bin").read_bytes() == b"a"
