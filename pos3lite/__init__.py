@@ -35,7 +35,7 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
-    from ._mirror import (
+    from .mirror.context import (
         TransferPlan,
         download,
         ls,
@@ -51,15 +51,15 @@ if TYPE_CHECKING:
 # The mirror machinery (threads, pathlib, logging, the engine) loads on first attribute
 # access (PEP 562), so `import pos3lite` stays a few milliseconds; see benchmarks/.
 _LAZY = {
-    "TransferPlan": "._mirror",
-    "download": "._mirror",
-    "ls": "._mirror",
-    "mirror": "._mirror",
-    "plan_download": "._mirror",
-    "plan_upload": "._mirror",
-    "sync": "._mirror",
-    "upload": "._mirror",
-    "with_mirror": "._mirror",
+    "TransferPlan": ".mirror.context",
+    "download": ".mirror.context",
+    "ls": ".mirror.context",
+    "mirror": ".mirror.context",
+    "plan_download": ".mirror.context",
+    "plan_upload": ".mirror.context",
+    "sync": ".mirror.context",
+    "upload": ".mirror.context",
+    "with_mirror": ".mirror.context",
     "Profile": ".profiles",
     "register_profile": ".profiles",
 }

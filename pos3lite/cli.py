@@ -18,7 +18,8 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from . import __version__
-from ._mirror import (
+from .errors import Pos3liteError
+from .mirror.context import (
     _require_active,
     download,
     ls,
@@ -28,7 +29,6 @@ from ._mirror import (
     sync,
     upload,
 )
-from .errors import Pos3liteError
 from .profiles import effective_profile
 from .urls import is_s3_url, parse_s3_url
 
