@@ -23,6 +23,7 @@ PURE = [
     "engine/diff.py",
     "engine/compare.py",
     "engine/filters.py",
+    "engine/threeway.py",
     "auth/sigv4.py",
     "s3/xml.py",
     "transport/base.py",
