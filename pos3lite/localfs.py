@@ -83,7 +83,7 @@ class Walk:
     temp_files: list[tuple[str, float]] = field(default_factory=list)  # (path, mtime)
 
 
-def walk(root: Path, *, follow_dir_links: bool = True) -> Walk:
+def walk(root: Path, *, follow_dir_links: bool = True, follow_symlinks: bool = True) -> Walk:
     """List the tree under ``root`` as Entries (see the module rules).
 
     Args:
@@ -91,6 +91,8 @@ def walk(root: Path, *, follow_dir_links: bool = True) -> Walk:
             whether that is an error.
         follow_dir_links: walk into symlinked folders (uploads); ``False`` reports them in
             ``skipped`` instead (download destinations).
+        follow_symlinks: ``False`` skips every symlink (logged at INFO, reported in
+            ``skipped`` so its key is protected from deletes), as pos3 did for uploads.
 
     Raises:
         NotADirectoryError: ``root`` exists but is not a folder.
@@ -101,13 +103,25 @@ def walk(root: Path, *, follow_dir_links: bool = True) -> Walk:
     if not root.is_dir():
         raise NotADirectoryError(f"not a folder: {str(root)!r}")
     root_st = root.stat()
-    _walk_dir(str(root), "", {(root_st.st_dev, root_st.st_ino)}, result, follow_dir_links)
+    _walk_dir(
+        str(root),
+        "",
+        {(root_st.st_dev, root_st.st_ino)},
+        result,
+        follow_dir_links,
+        follow_symlinks,
+    )
     result.entries.sort(key=lambda e: e.key.encode("utf-8", "surrogateescape"))
     return result
 
 
 def _walk_dir(
-    path: str, rel: str, ancestors: set[tuple[int, int]], out: Walk, follow: bool
+    path: str,
+    rel: str,
+    ancestors: set[tuple[int, int]],
+    out: Walk,
+    follow: bool,
+    links: bool = True,
 ) -> bool:
     """Walk one folder; returns True if it yielded anything (so the folder is not empty)."""
     any_child = False
@@ -124,6 +138,11 @@ def _walk_dir(
                 out.temp_files.append((de.path, de.stat(follow_symlinks=False).st_mtime))
             continue
         key = rel + name
+        if not links and de.is_symlink():
+            logger.info("skipping symlink %r (follow_symlinks=False)", de.path)
+            out.skipped.append(key)
+            any_child = True
+            continue
         try:
             st = os.stat(de.path)  # follows symlinks
         except OSError as exc:
@@ -146,12 +165,13 @@ def _walk_dir(
                 any_child = True
                 continue
             ancestors.add(ident)
-            if not _walk_dir(de.path, key + "/", ancestors, out, follow):
+            if not _walk_dir(de.path, key + "/", ancestors, out, follow, links):
                 out.entries.append(Entry(key + "/", 0, st.st_mtime))
             ancestors.discard(ident)
             any_child = True
         elif stat.S_ISREG(st.st_mode):
-            out.entries.append(Entry(key, st.st_size, st.st_mtime))
+            stamp = (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
+            out.entries.append(Entry(key, st.st_size, st.st_mtime, stamp=stamp))
             any_child = True
         else:
             logger.warning("skipping %r: not a regular file or folder", de.path)

@@ -48,12 +48,22 @@ from .progress import Progress
 if TYPE_CHECKING:
     from concurrent.futures import Executor
 
-    from .s3.client import S3Client
+    from .s3.client import GetResult, S3Client
+
+#: Called by a download worker after a file reached its final path, with the object as
+#: actually fetched (key relative to the plan, size, LastModified, ETag).
+Downloaded = Callable[[Entry], None]
+#: Called by an upload worker after an object was written, with the plan key, the object
+#: (size, ETag as returned by PutObject or CompleteMultipartUpload; LastModified 0.0 =
+#: unknown) and the local file's ``os.stat_result`` taken *before* it was read.
+Uploaded = Callable[[str, Entry, os.stat_result], None]
 
 __all__ = [
     "Batch",
     "ByteRateLimiter",
+    "Downloaded",
     "TransferConfig",
+    "Uploaded",
     "execute_download",
     "execute_upload",
 ]
@@ -261,10 +271,12 @@ class _RangedDownload(_PartGroup):
         config: TransferConfig,
         progress: Progress,
         restarts: int = RESTARTS,
+        on_done: Downloaded | None = None,
     ) -> None:
         self.batch, self.client, self.bucket, self.key = batch, client, bucket, key
         self.target, self.src, self.config, self.progress = target, src, config, progress
         self.restarts = restarts
+        self.on_done = on_done
         self.tmp = temp_path_for(target)
         self.lock = threading.Lock()
         self.error: BaseException | None = None
@@ -351,6 +363,8 @@ class _RangedDownload(_PartGroup):
                 self._verify()
                 os.utime(self.tmp, (self.src.mtime, self.src.mtime))
                 os.replace(self.tmp, self.target)
+                if self.on_done is not None:
+                    self.on_done(self.src)
                 return
         except Exception as exc:
             self.error = exc
@@ -387,11 +401,20 @@ class _RangedDownload(_PartGroup):
             self.config,
             self.progress,
             self.restarts - 1,
+            self.on_done,
         )
         if src.size >= self.config.multipart_threshold:
             job.start()
         else:
-            _download_small(self.client, self.bucket, self.key, self.target, src, self.progress)
+            _download_small(
+                self.client,
+                self.bucket,
+                self.key,
+                self.target,
+                src,
+                self.progress,
+                on_done=self.on_done,
+            )
 
 
 def _multipart_count(etag: str) -> int:
@@ -409,19 +432,22 @@ def _download_small(
     progress: Progress,
     *,
     make_parents: bool = True,
+    on_done: Downloaded | None = None,
 ) -> None:
     got: list[float] = []
+    results: list[GetResult] = []
 
     def fill(f: BinaryIO) -> None:
-        got.append(
+        results.append(
             client.get_object(
                 bucket,
                 key,
                 f,
                 on_bytes=progress.update,
                 size_hint=src.size if src is not None else None,
-            ).last_modified
+            )
         )
+        got.append(results[-1].last_modified)
 
     write_atomic(
         target, fill, mtime=src.mtime if src is not None else None, make_parents=make_parents
@@ -429,6 +455,9 @@ def _download_small(
     if got and src is not None and int(got[0]) != int(src.mtime):
         # The object changed between LIST and GET: stamp what we actually fetched.
         os.utime(target, (got[0], got[0]))
+    if on_done is not None and results:
+        r = results[0]
+        on_done(Entry(src.key if src is not None else key, r.size, r.last_modified, r.etag))
 
 
 def execute_download(
@@ -444,12 +473,15 @@ def execute_download(
     window: int,
     extra_failures: Sequence[BaseException] = (),
     config: TransferConfig | None = None,
+    on_done: Downloaded | None = None,
 ) -> None:
     """Apply a download plan: fetch ``key_prefix + key`` into ``local_root / key``.
 
     ``extra_failures`` (e.g. refused unsafe keys) count as failures: they suppress deletes
-    and are raised with the copy failures. Raises TransferError("Download", ...) for copy
-    failures, TransferError("Delete", ...) for local delete failures.
+    and are raised with the copy failures. ``on_done`` is called from the worker for each
+    file that reached its final path (see :data:`Downloaded`). Raises
+    TransferError("Download", ...) for copy failures, TransferError("Delete", ...) for
+    local delete failures.
     """
     cfg = config or TransferConfig()
     batch = Batch(executor)
@@ -463,9 +495,20 @@ def execute_download(
         key = key_prefix + action.key
         try:
             if src is not None and src.size >= cfg.multipart_threshold:
-                _RangedDownload(batch, client, bucket, key, target, src, cfg, progress).start()
+                _RangedDownload(
+                    batch, client, bucket, key, target, src, cfg, progress, on_done=on_done
+                ).start()
             else:
-                _download_small(client, bucket, key, target, src, progress, make_parents=False)
+                _download_small(
+                    client,
+                    bucket,
+                    key,
+                    target,
+                    src,
+                    progress,
+                    make_parents=False,
+                    on_done=on_done,
+                )
         except Exception as exc:
             logger.error("failed to download s3://%s/%s: %s", bucket, key, exc)
             raise
@@ -534,9 +577,11 @@ class _MultipartUpload(_PartGroup):
         size: int,
         config: TransferConfig,
         on_bytes: Callable[[int], None],
+        on_complete: Callable[[str], None] | None = None,
     ) -> None:
         self.batch, self.client, self.bucket, self.key = batch, client, bucket, key
         self.path, self.size, self.on_bytes = path, size, on_bytes
+        self.on_complete = on_complete
         self.part_size = config.part_size_for(size)
         self.count = -(-size // self.part_size)
         self.etags: list[str] = [""] * self.count
@@ -568,7 +613,11 @@ class _MultipartUpload(_PartGroup):
         if self.error is None and not self.batch.cancelled:
             try:
                 parts = [(i + 1, e) for i, e in enumerate(self.etags)]
-                self.client.complete_multipart_upload(self.bucket, self.key, self.upload_id, parts)
+                etag = self.client.complete_multipart_upload(
+                    self.bucket, self.key, self.upload_id, parts
+                )
+                if self.on_complete is not None:
+                    self.on_complete(etag)
                 return
             except Exception as exc:
                 self.error = exc
@@ -600,10 +649,12 @@ def execute_upload(
     window: int,
     limiter: ByteRateLimiter | None = None,
     config: TransferConfig | None = None,
+    on_done: Uploaded | None = None,
 ) -> None:
     """Apply an upload plan: put ``local_root / key`` at ``key_prefix + key``.
 
-    Empty local folders become zero-byte directory markers (``key/``). Raises
+    ``on_done`` is called from the worker for each file whose object was written (see
+    :data:`Uploaded`). Empty local folders become zero-byte directory markers (``key/``). Raises
     TransferError("Upload", ...) for copy failures and TransferError("Delete", ...) for
     per-key DeleteObjects failures; deletes run only when every copy succeeded.
     """
@@ -622,11 +673,19 @@ def execute_upload(
                 client.put_object(bucket, key, b"")
                 return
             path = local_root.joinpath(*action.key.split("/"))
-            size = path.stat().st_size
+            before = path.stat()
+            size = before.st_size
+
+            def done(etag: str) -> None:
+                if on_done is not None:
+                    on_done(action.key, Entry(action.key, size, 0.0, etag), before)
+
             if size >= cfg.multipart_threshold:
-                _MultipartUpload(batch, client, bucket, key, path, size, cfg, on_bytes).start()
+                _MultipartUpload(
+                    batch, client, bucket, key, path, size, cfg, on_bytes, done
+                ).start()
             else:
-                client.put_object_from_file(bucket, key, path, on_bytes=on_bytes)
+                done(client.put_object_from_file(bucket, key, path, on_bytes=on_bytes))
         except Exception as exc:
             logger.error("failed to upload %r to s3://%s/%s: %s", action.key, bucket, key, exc)
             raise
