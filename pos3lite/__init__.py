@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from .mirror.context import (
         TransferPlan,
         download,
+        flush,
         ls,
         mirror,
         plan_download,
@@ -46,13 +47,16 @@ if TYPE_CHECKING:
         upload,
         with_mirror,
     )
+    from .profiles import _PROFILES as _PROFILES
     from .profiles import Profile, register_profile
+    from .urls import _parse_s3_url as _parse_s3_url
 
 # The mirror machinery (threads, pathlib, logging, the engine) loads on first attribute
 # access (PEP 562), so `import pos3lite` stays a few milliseconds; see benchmarks/.
 _LAZY = {
     "TransferPlan": ".mirror.context",
     "download": ".mirror.context",
+    "flush": ".mirror.context",
     "ls": ".mirror.context",
     "mirror": ".mirror.context",
     "plan_download": ".mirror.context",
@@ -62,6 +66,9 @@ _LAZY = {
     "with_mirror": ".mirror.context",
     "Profile": ".profiles",
     "register_profile": ".profiles",
+    # pos3 exposes these private names and positronic's tests import them.
+    "_PROFILES": ".profiles",
+    "_parse_s3_url": ".urls",
 }
 
 
@@ -101,6 +108,7 @@ __all__ = [
     "UnsafeKeyError",
     "__version__",
     "download",
+    "flush",
     "ls",
     "mirror",
     "plan_download",

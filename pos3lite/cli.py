@@ -145,8 +145,16 @@ def _run(args: argparse.Namespace) -> int:
     # sync: download now, upload back on exit
     with mirror(cache_root, compare=args.compare, **opts):
         if args.dry_run:
-            plan = plan_download(args.url, local=args.local, **kw)
-            _print_plan("download", plan.to_copy, plan.to_delete if args.delete else [])
+            down, up = _require_active().plan_sync(
+                args.url,
+                args.local,
+                args.exclude,
+                args.profile,
+                delete_local=args.delete,
+                delete_remote=args.delete,
+            )
+            _print_plan("download", down.to_copy, down.to_delete)
+            _print_plan("upload", up.to_copy, up.to_delete)
             return 0
         path = sync(
             args.url,

@@ -753,8 +753,9 @@ def upload_file(
     progress: Progress,
     limiter: ByteRateLimiter | None = None,
     config: TransferConfig | None = None,
-) -> None:
-    """Upload one file to ``key`` (multipart and parallel when large).
+) -> str:
+    """Upload one file to ``key`` (multipart and parallel when large); return the ETag that
+    PutObject or CompleteMultipartUpload returned (no quotes).
 
     ``executor`` returns the pool, made on first use: a small file is sent from the calling
     thread and needs none.
@@ -771,16 +772,19 @@ def upload_file(
     size = path.stat().st_size
     if size < cfg.multipart_threshold:
         try:
-            client.put_object_from_file(bucket, key, path, on_bytes=on_bytes)
+            return client.put_object_from_file(bucket, key, path, on_bytes=on_bytes)
         except Exception as exc:
             raise TransferError("Upload", [exc]) from exc
-        return
 
     batch = Batch(executor())
+    etags: list[str] = []
 
     def copy(_: object) -> None:
-        _MultipartUpload(batch, client, bucket, key, path, size, cfg, on_bytes).start()
+        _MultipartUpload(
+            batch, client, bucket, key, path, size, cfg, on_bytes, etags.append
+        ).start()
 
     batch.run([None], copy, window=1)
     if batch.failures:
         raise TransferError("Upload", batch.failures)
+    return etags[0] if etags else ""

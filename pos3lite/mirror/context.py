@@ -1,4 +1,4 @@
-"""The mirror context: lifecycle, registrations, background uploads, exit policy.
+"""The mirror context: lifecycle, registrations, background uploads, exit policy, signals.
 
 One mirror is active per process at a time (as in pos3 0.4.0); it is found through a
 ContextVar first and a process-wide fallback second, so threads started inside the context
@@ -6,28 +6,31 @@ ContextVar first and a process-wide fallback second, so threads started inside t
 
 Lifecycle: ``State.UNOPENED -> OPENED -> CLOSED``; illegal transitions raise.
 
-Exit policy (pos3 counted every BaseException, Ctrl-C included, as a clean exit):
+Exit policy (pos3's; see ``policy.py`` for the table): a normal end, ``KeyboardInterrupt``
+and any ``SystemExit`` run every registered upload; only an ``Exception`` skips the
+registrations without ``sync_on_error=True``, each named in a WARNING. While a mirror is
+active in the main thread and SIGTERM has its default action, SIGTERM raises
+``SystemExit(143)`` so the final sync runs (``mirror(handle_sigterm=False)`` opts out).
 
-======================================  =========================================
-how the ``with`` body ends              what the final sync uploads
-======================================  =========================================
-normally, or ``sys.exit(0)``             every upload registration; errors raise
-an Exception, ``KeyboardInterrupt``,     only registrations with
-``sys.exit(non-zero)``, other            ``sync_on_error=True``; their errors are
-BaseException                            logged, the body's exception propagates
-======================================  =========================================
+Sync state (``state.py``): every transfer and verification is recorded per registration
+and key, so later runs decide from what was last in sync (three-way for ``sync``; see
+``engine/threeway.py``).
 
 Safety rules (where pos3 loses data, see docs/pos3-differences.md):
 
 * a download whose URL matches no object and no key raises RemoteNotFoundError instead of
-  deleting the local copy; a source that lists nothing never deletes the destination;
-* deletes run only after every copy succeeded and only from complete listings;
+  deleting the local copy; a source that lists nothing never deletes a file that was never
+  in sync;
+* deletes run only after every copy succeeded and only from complete listings; background
+  ticks and :func:`flush` upload only, deletes wait for the final sync;
 * keys that would land outside the destination are refused and named;
-* an upload from a missing local folder raises instead of doing nothing.
+* local folders of registrations where one uploads never overlap (in this process and
+  across processes sharing the cache root).
 """
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import enum
 import functools
@@ -44,7 +47,8 @@ from typing import TYPE_CHECKING, ParamSpec, TypeVar
 from ..engine import diff as engine_diff
 from ..engine.compare import make_compare
 from ..engine.filters import Filter
-from ..engine.model import Entry, Plan
+from ..engine.model import Action, Entry, Plan, Reason, Stamp, Synced
+from ..engine.threeway import Direction
 from ..errors import (
     ConfigError,
     KeyConflictError,
@@ -66,6 +70,10 @@ from ..transfer import (
     upload_file,
 )
 from ..urls import S3URL, check_local_path, check_relative_key, is_s3_url, parse_s3_url
+from . import policy
+from .registry import Claim, Registry, overlaps
+from .scheduler import Scheduler
+from .state import META_DIR, SyncState, registration_name
 
 if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
@@ -78,6 +86,7 @@ __all__ = [
     "TransferPlan",
     "default_cache_root",
     "download",
+    "flush",
     "ls",
     "mirror",
     "plan_download",
@@ -91,7 +100,7 @@ logger = logging.getLogger("pos3lite")
 
 #: pos3's default cache root, kept so a drop-in switch reuses a warm cache.
 DEFAULT_CACHE_ROOT = "~/.cache/positronic/s3/"
-#: Seconds between checks of the background upload thread.
+#: Longest wait (seconds) of the background thread between looks at the timetable.
 TICK_SECONDS = 1.0
 #: Seconds ``mirror`` exit waits for a running background sync to finish.
 JOIN_SECONDS = 60.0
@@ -149,6 +158,7 @@ class _Download:
     profile: Profile | None
     ready: threading.Event = field(default_factory=threading.Event, compare=False)
     error: BaseException | None = field(default=None, compare=False)
+    claim: Claim | None = field(default=None, compare=False)
 
 
 @dataclass
@@ -161,7 +171,70 @@ class _Upload:
     sync_on_error: bool
     exclude: tuple[str, ...]
     profile: Profile | None
-    last_sync: float = field(default=0.0, compare=False)
+    follow_symlinks: bool = False
+    claim: Claim | None = field(default=None, compare=False)
+
+
+def _state_name(url: str, profile: Profile | None, local: Path) -> str:
+    return registration_name(profile.local_name if profile else "_", url, local)
+
+
+def _stamp(st: os.stat_result) -> Stamp:
+    return (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
+
+
+class _Recorder:
+    """Collects sync-state records from transfer workers (thread-safe), written in one
+    transaction by :meth:`flush`."""
+
+    def __init__(self, state: SyncState, name: str, root: Path, *, enabled: bool = True) -> None:
+        self.state, self.name, self.root = state, name, root
+        self.enabled = enabled
+        self._lock = threading.Lock()
+        self._puts: list[tuple[str, Synced]] = []
+
+    def _path(self, key: str) -> Path:
+        return self.root.joinpath(*key.split("/")) if key else self.root
+
+    def put(self, key: str, record: Synced) -> None:
+        with self._lock:
+            self._puts.append((key, record))
+
+    def downloaded(self, key: str, obj: Entry) -> None:
+        """A download of ``key`` reached its final path: record it with the new stamp."""
+        try:
+            st = os.stat(self._path(key), follow_symlinks=False)
+        except OSError:
+            return
+        self.put(key, Synced(_stamp(st), obj.etag, obj.size, obj.mtime))
+
+    def uploaded(self, key: str, obj: Entry, before: os.stat_result) -> None:
+        """An upload of ``key`` was written; record it only if the file did not change
+        while it was read (stat before == stat after)."""
+        try:
+            after = os.stat(self._path(key))
+        except OSError:
+            return
+        if _stamp(after) != _stamp(before):
+            logger.warning(
+                "%s changed while it was uploaded; it will be uploaded again next time",
+                self._path(key),
+            )
+            return
+        self.put(key, Synced(_stamp(after), obj.etag or None, obj.size, obj.mtime))
+
+    def adopt(self, actions: Sequence[Action], *, local_is_src: bool) -> None:
+        for a in actions:
+            loc, rem = (a.src, a.dst) if local_is_src else (a.dst, a.src)
+            if loc is None or rem is None or loc.stamp is None:
+                continue
+            self.put(a.key, Synced(loc.stamp, rem.etag, rem.size, rem.mtime))
+
+    def flush(self, forget: Iterable[str] = ()) -> None:
+        with self._lock:
+            puts, self._puts = self._puts, []
+        if self.enabled:
+            self.state.update(self.name, puts, forget)
 
 
 @dataclass
@@ -223,7 +296,15 @@ class _Mirror:
         self._transport: Transport | None = None
         self._executor: ThreadPoolExecutor | None = None
         self._stop = threading.Event()
+        self._wake = threading.Event()
         self._thread: threading.Thread | None = None
+        self.state_store = SyncState(cache_root)
+        self.registry = Registry(cache_root)
+        self.scheduler = Scheduler(time.monotonic)
+        self.pid = os.getpid()
+        # The sync state decides for the default comparison; "size" (pos3's) and "checksum"
+        # are explicit choices of a stateless rule and keep it.
+        self.use_state = compare == "size_mtime"
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -232,20 +313,49 @@ class _Mirror:
             raise MirrorStateError(f"cannot start a mirror that is {self.state.value}")
         self.state = State.OPENED
 
-    def stop(self, had_error: bool) -> None:
+    def stop(self, exc: BaseException | None = None) -> None:
+        """Close the mirror: stop the background thread, run the final sync as the exit
+        policy says for ``exc`` (the exception that left the body, if any), release the
+        locks and pools."""
         if self.state is not State.OPENED:
             raise MirrorStateError(f"cannot stop a mirror that is {self.state.value}")
         try:
             self._stop.set()
+            self._wake.set()
             if self._thread is not None:
                 self._thread.join(JOIN_SECONDS)
-            self._final_sync(had_error)
+            self._final_sync(exc)
         finally:
             self.state = State.CLOSED
-            if self._executor is not None:
-                self._executor.shutdown(wait=True)
-            if self._transport is not None:
-                self._transport.close()
+            try:
+                if self._executor is not None:
+                    self._executor.shutdown(wait=True)
+                if self._transport is not None:
+                    self._transport.close()
+            finally:
+                self.registry.release_all()
+                self.state_store.close()
+
+    def after_fork_in_child(self) -> None:
+        """In a child forked while this mirror was open: rebuild locks and pools so the
+        child can use the API, and drop the parent's upload registrations so the child
+        never uploads them (the parent does)."""
+        self._lock = threading.RLock()
+        self._sync_lock = threading.Lock()
+        self._clients = {}
+        self._transport = None  # the parent's sockets: never touched by the child
+        self._executor = None  # its threads do not exist in the child
+        self._thread = None
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._uploads = {}
+        self._downloads = {k: d for k, d in self._downloads.items() if d.ready.is_set()}
+        for d in self._downloads.values():
+            d.claim = None
+        self.scheduler = Scheduler(time.monotonic)
+        self.state_store.forget_connection()
+        self.registry.forget_after_fork()
+        self.pid = os.getpid()
 
     def _require_open(self) -> None:
         if self.state is not State.OPENED:
@@ -359,14 +469,21 @@ class _Mirror:
         exclude: Sequence[str],
         protected: Sequence[str] = (),
         what: str,
+        base: dict[str, Synced] | None = None,
+        two_way: bool = False,
     ) -> Plan:
-        if delete and not src and dst:
-            # A source that lists nothing never empties the destination: an empty or
-            # mistyped source is far more often a mistake than an intent (aws-cli#1564).
-            logger.warning(
-                "%s: the source is empty; not deleting anything at the destination", what
-            )
-            delete = False
+        only_in_sync = False
+        if delete and not src and dst and not two_way:
+            if base:
+                # An empty source may only remove what was last in sync with it.
+                only_in_sync = True
+            else:
+                # A source that lists nothing never empties the destination: an empty or
+                # mistyped source is far more often a mistake than an intent (aws-cli#1564).
+                logger.warning(
+                    "%s: the source is empty; not deleting anything at the destination", what
+                )
+                delete = False
         patterns = list(exclude) + [_anchored(k) for k in protected]
         plan = engine_diff.plan(
             src,
@@ -374,7 +491,21 @@ class _Mirror:
             compare=make_compare(self.compare, exact_mtime=exact_mtime),
             delete=delete,
             exclude=Filter(patterns),
+            base=base,
+            direction=None if base is None else (Direction.DOWN if exact_mtime else Direction.UP),
+            two_way=two_way,
         )
+        if only_in_sync and base is not None:
+            kept = tuple(a for a in plan.deletes if a.key in base)
+            plan = Plan(
+                plan.copies,
+                kept,
+                plan.conflicts,
+                plan.fallbacks,
+                plan.unchanged,
+                plan.adopted,
+                plan.kept,
+            )
         if plan.fallbacks:
             logger.info(
                 "%s: %d object(s) have multipart ETags; compared by size and mtime instead",
@@ -382,6 +513,68 @@ class _Mirror:
                 len(plan.fallbacks),
             )
         return plan
+
+    # ------------------------------------------------------------------ registrations
+
+    def _check_local_overlap(self, path: Path, what: str, *, uploading: bool) -> None:
+        """Refuse a registration whose local folder overlaps one of this mirror's, when
+        either of the two uploads (see ``registry.py``)."""
+        others: list[tuple[str, Path, bool]] = [
+            (f"upload of {u.url}", u.local_path, True) for u in self._uploads.values()
+        ]
+        others += [(f"download of {d.url}", d.local_path, False) for d in self._downloads.values()]
+        for other_what, other_path, other_uploads in others:
+            if (uploading or other_uploads) and overlaps(path, other_path):
+                raise ConfigError(
+                    f"Conflict: {what} into {str(path)!r} overlaps {other_what} into "
+                    f"{str(other_path)!r}; local folders where one side uploads must not be "
+                    "equal or nested"
+                )
+
+    def _claim(self, path: Path, *, exclusive: bool, what: str) -> Claim | None:
+        """The cross-process lock of a registration; ``None`` (with a warning) when the
+        cache root cannot hold locks (read-only), in which case only this process is
+        checked."""
+        try:
+            return self.registry.claim(path, exclusive=exclusive, what=what)
+        except OSError as exc:
+            logger.warning(
+                "cannot lock %s across processes (cache root %s: %s); "
+                "overlapping registrations are only checked in this process",
+                path,
+                self.cache_root,
+                exc,
+            )
+            return None
+
+    @contextmanager
+    def _transfer_lock(self, path: Path) -> Iterator[None]:
+        try:
+            lock = self.registry.transfer_lock(path)
+            lock.__enter__()
+        except OSError:
+            yield
+            return
+        try:
+            yield
+        finally:
+            lock.__exit__(None, None, None)
+
+    def _base(self, name: str) -> dict[str, Synced]:
+        """The sync state of a registration (empty when states are off for this compare)."""
+        return self.state_store.load(name) if self.use_state else {}
+
+    def _recorder(self, name: str, root: Path) -> _Recorder:
+        return _Recorder(self.state_store, name, root, enabled=self.use_state)
+
+    def _conflict_path(self, url: S3URL, profile: Profile | None, key: str) -> Path:
+        """Where a version replaced by a two-way sync is kept: under the cache root's
+        metadata folder, never in the user's folder."""
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+        base = self.cache_root / META_DIR / "conflicts" / f"{stamp}-{os.getpid()}"
+        base = base / (profile.local_name if profile else "_") / url.bucket
+        parts = [p for p in url.prefix.split("/") if p] + key.split("/")
+        return base.joinpath(*parts)
 
     # ------------------------------------------------------------------ download
 
@@ -392,8 +585,6 @@ class _Mirror:
         delete: bool,
         exclude: Sequence[str] | None,
         profile: str | Profile | None,
-        *,
-        missing_ok: bool = False,
     ) -> Path:
         self._require_open()
         if not is_s3_url(remote):
@@ -417,6 +608,9 @@ class _Mirror:
                     )
             else:
                 self._check_conflicts(reg.url, p, self._uploads.values(), "download", "upload")
+                what = f"download of {reg.url}"
+                self._check_local_overlap(local_path, what, uploading=False)
+                reg.claim = self._claim(local_path, exclusive=False, what=what)
                 self._downloads[regkey] = reg
         if existing is not None:
             existing.ready.wait()
@@ -424,11 +618,13 @@ class _Mirror:
                 raise existing.error
             return existing.local_path
         try:
-            self._perform_download(url, reg, missing_ok=missing_ok)
+            self._perform_download(url, reg, two_way=False, missing_ok=False, cache_folder=False)
         except BaseException as exc:
             reg.error = exc
             with self._lock:
                 self._downloads.pop(regkey, None)
+            if reg.claim is not None:
+                self.registry.release(reg.claim)
             raise
         finally:
             reg.ready.set()
@@ -443,16 +639,19 @@ class _Mirror:
         delete: bool,
         exclude: Sequence[str],
         what: str,
+        base: dict[str, Synced] | None = None,
+        two_way: bool = False,
     ) -> tuple[_RemoteScan, Walk, Plan | None]:
         """Scan both sides of a download and plan it; the one planner behind
-        :meth:`download` and :meth:`plan_download`, so a plan shows exactly what a
-        download would do. The plan is ``None`` for an exact object or nothing found."""
+        :meth:`download`, :meth:`sync` and :meth:`plan_download`, so a plan shows exactly
+        what a download would do. The plan is ``None`` for an exact object, or when nothing
+        is found remotely and nothing local was in sync with it."""
         # Walk the local side while the remote side is listed (the two are independent).
         walking = (
             self.executor.submit(walk, target, follow_dir_links=False) if target.is_dir() else None
         )
         scan = self._scan_remote(client, url)
-        if scan.obj is not None or not scan.found:
+        if scan.obj is not None or (not scan.found and not (two_way and base)):
             return scan, Walk(), None
         if target.exists() and not target.is_dir():
             raise ConfigError(
@@ -471,41 +670,88 @@ class _Mirror:
             exclude=exclude,
             protected=local.skipped,
             what=what,
+            base=base,
+            two_way=two_way,
         )
         return scan, local, plan
 
-    def _object_changed(self, obj: Entry, target: Path) -> bool:
-        """Whether the local file ``target`` differs from the object ``obj`` (or is absent)."""
+    def _object_changed(
+        self, obj: Entry, target: Path, base: Synced | None = None
+    ) -> tuple[bool, Entry | None]:
+        """Whether the local file ``target`` differs from the object ``obj`` (or is absent),
+        and the local entry when it is a file."""
         if not target.is_file():
-            return True
+            return True, None
         st = target.stat()
-        md5 = file_md5(target) if self.compare == "checksum" else None
-        mine = Entry(obj.key, st.st_size, st.st_mtime, md5)
-        return make_compare(self.compare, exact_mtime=True).differs(obj, mine) is not None
+        mine = Entry(obj.key, st.st_size, st.st_mtime, None, stamp=_stamp(st))
+        if base is not None:
+            from ..engine.threeway import local_changed, remote_changed
 
-    def _perform_download(self, url: S3URL, reg: _Download, *, missing_ok: bool) -> None:
+            return local_changed(mine, base) or remote_changed(obj, base), mine
+        if self.compare == "checksum":
+            mine = Entry(obj.key, st.st_size, st.st_mtime, file_md5(target), stamp=_stamp(st))
+        return make_compare(self.compare, exact_mtime=True).differs(obj, mine) is not None, mine
+
+    def _perform_download(
+        self, url: S3URL, reg: _Download, *, two_way: bool, missing_ok: bool, cache_folder: bool
+    ) -> None:
         client = self.client(reg.profile)
         target = reg.local_path
-        scan, local, plan = self._plan_download(
-            client,
-            url,
-            target,
-            delete=reg.delete,
-            exclude=reg.exclude,
-            what=f"download {url.normalized()}",
-        )
-        if scan.obj is not None:
-            self._download_object(client, url, scan.obj, target)
-            return
-        if plan is None:
-            if not missing_ok:
-                raise RemoteNotFoundError(url.normalized() + ("/" if url.key.endswith("/") else ""))
-            target.mkdir(parents=True, exist_ok=True)
-            return
+        name = _state_name(reg.url, reg.profile, target)
+        with self._transfer_lock(target):
+            base = self._base(name)
+            rec = self._recorder(name, target)
+            scan, local, plan = self._plan_download(
+                client,
+                url,
+                target,
+                delete=reg.delete,
+                exclude=reg.exclude,
+                what=f"download {url.normalized()}",
+                base=base,
+                two_way=two_way,
+            )
+            if scan.obj is not None:
+                self._download_object(client, url, scan.obj, target, rec, base.get(""))
+                return
+            if plan is None:
+                if not missing_ok:
+                    raise RemoteNotFoundError(
+                        url.normalized() + ("/" if url.key.endswith("/") else "")
+                    )
+                if not cache_folder:
+                    target.mkdir(parents=True, exist_ok=True)
+                return
+            self._apply_download(client, url, scan, local, plan, reg, rec, two_way=two_way)
+            if not scan.found and cache_folder:
+                # The remote has nothing: a cache folder emptied by the deletes goes too,
+                # so the caller can create it (LeRobotDataset.create: mkdir(exist_ok=False)).
+                with contextlib.suppress(OSError):
+                    target.rmdir()
+
+    def _apply_download(
+        self,
+        client: S3Client,
+        url: S3URL,
+        scan: _RemoteScan,
+        local: Walk,
+        plan: Plan,
+        reg: _Download,
+        rec: _Recorder,
+        *,
+        two_way: bool,
+    ) -> None:
+        target = reg.local_path
+        for a in plan.copies:
+            if a.reason is Reason.CONFLICT:
+                self._keep_local_version(url, reg.profile, target, a.key)
+        for a in plan.kept:
+            self._keep_remote_version(client, url, scan, reg.profile, a)
         total = sum(a.src.size for a in plan.copies if a.src is not None)
         progress = make_progress(self.show_progress, total, f"Downloading {url.normalized()}")
         try:
-            target.mkdir(parents=True, exist_ok=True)
+            if plan.copies or scan.found:
+                target.mkdir(parents=True, exist_ok=True)
             execute_download(
                 plan,
                 client=client,
@@ -518,6 +764,7 @@ class _Mirror:
                 window=self.max_workers * 2,
                 extra_failures=scan.unsafe,
                 config=self.transfer_config,
+                on_done=lambda e: rec.downloaded(e.key, e),
             )
             if local.temp_files:
                 n = remove_stale_temps(local, now=time.time())
@@ -525,14 +772,80 @@ class _Mirror:
                     logger.info("removed %d stale temporary file(s) under %s", n, target)
         finally:
             progress.close()
+            rec.adopt(plan.adopted, local_is_src=False)
+            gone = [
+                a.key
+                for a in plan.deletes
+                if not os.path.lexists(target.joinpath(*a.key.rstrip("/").split("/")))
+            ]
+            rec.flush(forget=gone)
 
-    def _download_object(self, client: S3Client, url: S3URL, obj: Entry, target: Path) -> None:
+    def _keep_local_version(
+        self, url: S3URL, profile: Profile | None, root: Path, key: str
+    ) -> None:
+        """Before a two-way sync overwrites a local change, keep it under the cache root."""
+        src = root.joinpath(*key.split("/"))
+        dest = self._conflict_path(url, profile, key)
+        dest.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            os.link(src, dest)  # the download replaces src by rename; the link keeps this one
+        except OSError:
+            import shutil
+
+            shutil.copy2(src, dest)
+        logger.warning(
+            "%s: the local version differs from the newer remote one and was replaced; "
+            "the local version is kept at %s",
+            src,
+            dest,
+        )
+
+    def _keep_remote_version(
+        self, client: S3Client, url: S3URL, scan: _RemoteScan, profile: Profile | None, a: Action
+    ) -> None:
+        """Both sides changed and the local file is newer: it stays (and is uploaded); the
+        remote version it will replace is kept under the cache root."""
+        assert a.src is not None
+        dest = self._conflict_path(url, profile, a.key)
+        dest.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        download_object(
+            client,
+            url.bucket,
+            scan.key_prefix + a.key,
+            dest,
+            a.src,
+            executor=lambda: self.executor,
+            progress=make_progress(False, a.src.size, ""),
+            config=self.transfer_config,
+        )
+        logger.warning(
+            "s3://%s/%s%s and the local file both changed since the last sync; the newer "
+            "local file wins, the remote version is kept at %s",
+            url.bucket,
+            scan.key_prefix,
+            a.key,
+            dest,
+        )
+
+    def _download_object(
+        self,
+        client: S3Client,
+        url: S3URL,
+        obj: Entry,
+        target: Path,
+        rec: _Recorder,
+        base: Synced | None,
+    ) -> None:
         if target.is_dir():
             raise TransferError(
                 "Download",
                 [KeyConflictError(url.key, f"is an object but {str(target)!r} is a folder")],
             )
-        if not self._object_changed(obj, target):
+        changed, mine = self._object_changed(obj, target, base)
+        if not changed:
+            if base is None and mine is not None and mine.stamp is not None:
+                rec.put("", Synced(mine.stamp, obj.etag, obj.size, obj.mtime))
+                rec.flush()
             return
         progress = make_progress(self.show_progress, obj.size, f"Downloading {url.normalized()}")
         try:
@@ -546,8 +859,10 @@ class _Mirror:
                 progress=progress,
                 config=self.transfer_config,
             )
+            rec.downloaded("", obj)
         finally:
             progress.close()
+            rec.flush()
 
     # ------------------------------------------------------------------ upload
 
@@ -560,6 +875,9 @@ class _Mirror:
         sync_on_error: bool,
         exclude: Sequence[str] | None,
         profile: str | Profile | None,
+        follow_symlinks: bool = False,
+        *,
+        claim: Claim | None = None,
     ) -> Path:
         self._require_open()
         if not is_s3_url(remote):
@@ -568,6 +886,8 @@ class _Mirror:
             path = Path(remote).expanduser().resolve()
             path.mkdir(parents=True, exist_ok=True)
             return path
+        if interval is not None and not (isinstance(interval, (int, float)) and interval > 0):
+            raise ConfigError(f"interval must be > 0 seconds or None, got {interval!r}")
         url = parse_s3_url(remote)
         p = effective_profile(url.profile, profile, self.default_profile)
         local_path = self._local_path(url, local, p)
@@ -580,7 +900,7 @@ class _Mirror:
             sync_on_error,
             tuple(exclude or ()),
             p,
-            last_sync=time.monotonic(),
+            follow_symlinks,
         )
         regkey = (reg.url, p)
         with self._lock:
@@ -593,11 +913,17 @@ class _Mirror:
                 return existing.local_path
             self._check_conflicts(reg.url, p, self._downloads.values(), "upload", "download")
             self._check_conflicts(reg.url, p, self._uploads.values(), "upload", "upload")
+            what = f"upload of {reg.url}"
+            if claim is None:
+                self._check_local_overlap(local_path, what, uploading=True)
+                claim = self._claim(local_path, exclusive=True, what=what)
+            reg.claim = claim
             if local is None:
                 # The cache folder is ours: create it so the caller can write into it.
                 local_path.mkdir(parents=True, exist_ok=True)
             self._uploads[regkey] = reg
             if interval is not None:
+                self.scheduler.add(regkey, float(interval))
                 self._ensure_thread()
         return local_path
 
@@ -615,20 +941,31 @@ class _Mirror:
                     f"Conflict: {new_kind} '{url}' overlaps with {old_kind} '{other.url}'"
                 )
 
-    def _sync_upload(self, reg: _Upload) -> None:
+    def _sync_upload(self, reg: _Upload, phase: policy.Phase) -> None:
+        """Upload the changes of one registration; deletes only in the final sync."""
         root = reg.local_path
-        if not root.exists():
-            raise TransferError(
-                "Upload", [FileNotFoundError(f"upload source does not exist: {str(root)!r}")]
-            )
+        if not os.path.lexists(root):
+            # Nothing was ever written there (pos3: quietly nothing to upload).
+            logger.debug("upload %s: %s does not exist; nothing to upload", reg.url, root)
+            return
         client = self.client(reg.profile)
         url = reg.raw
         key_prefix = url.prefix + "/" if url.prefix else ""
+        name = _state_name(reg.url, reg.profile, root)
+        rec = self._recorder(name, root)
         if root.is_file():
-            self._upload_file(client, url, root)
+            self._upload_file(client, url, root, rec)
             return
+        delete = reg.delete and policy.deletes_in(phase)
         plan = self._plan_upload(
-            client, url, root, delete=reg.delete, exclude=reg.exclude, what=f"upload {reg.url}"
+            client,
+            url,
+            root,
+            delete=delete,
+            exclude=reg.exclude,
+            what=f"upload {reg.url}",
+            base=self._base(name),
+            follow_symlinks=reg.follow_symlinks,
         )
         total = sum(a.src.size for a in plan.copies if a.src is not None)
         progress = make_progress(self.show_progress, total, f"Uploading {reg.url}")
@@ -641,13 +978,17 @@ class _Mirror:
                 local_root=root,
                 executor=self.executor,
                 progress=progress,
-                delete=reg.delete,
+                delete=delete,
                 window=self.max_workers * 2,
                 limiter=self.limiter,
                 config=self.transfer_config,
+                on_done=rec.uploaded,
             )
+            forget = [a.key for a in plan.deletes] if delete else []
         finally:
             progress.close()
+            rec.adopt(plan.adopted, local_is_src=True)
+        rec.flush(forget=forget)
 
     def _plan_upload(
         self,
@@ -658,11 +999,15 @@ class _Mirror:
         delete: bool,
         exclude: Sequence[str],
         what: str,
+        base: dict[str, Synced] | None = None,
+        follow_symlinks: bool = False,
     ) -> Plan:
         """Scan both sides of an upload of the folder ``root`` and plan it; the one planner
-        behind upload syncs and :meth:`plan_upload`."""
+        behind upload syncs and :meth:`plan_upload`. Symlinks are skipped (and their keys
+        protected from deletes) unless ``follow_symlinks``."""
         key_prefix = url.prefix + "/" if url.prefix else ""
-        walking = self.executor.submit(walk, root)  # overlaps with the remote listing
+        # Overlaps with the remote listing.
+        walking = self.executor.submit(walk, root, follow_symlinks=follow_symlinks)
         remote = self._scan_remote(client, S3URL(url.bucket, key_prefix, url.profile))
         local = walking.result()
         src = local.entries
@@ -676,29 +1021,38 @@ class _Mirror:
             exclude=exclude,
             protected=local.skipped,
             what=what,
+            base=base,
         )
         if remote.unsafe and plan.deletes:
             # Keys we refused to read make the remote listing incomplete for deleting.
-            plan = Plan(plan.copies, (), plan.conflicts, plan.fallbacks, plan.unchanged)
+            plan = Plan(
+                plan.copies, (), plan.conflicts, plan.fallbacks, plan.unchanged, plan.adopted
+            )
         return plan
 
-    def _upload_file(self, client: S3Client, url: S3URL, path: Path) -> None:
+    def _upload_file(self, client: S3Client, url: S3URL, path: Path, rec: _Recorder) -> None:
         """Upload one local file to the URL's key (an upload registered on a file path)."""
         st = path.stat()
-        try:
-            info = client.head_object(url.bucket, url.prefix)
-        except NotFoundError:
-            info = None
-        if info is not None:
-            mine = Entry(path.name, st.st_size, st.st_mtime)
-            theirs = Entry(path.name, info.size, info.last_modified, info.etag)
-            if self.compare == "checksum":
-                mine = Entry(path.name, st.st_size, st.st_mtime, file_md5(path))
-            if make_compare(self.compare, exact_mtime=False).differs(mine, theirs) is None:
-                return
+        base = self._base(rec.name).get("")
+        if base is not None and _stamp(st) == base.local:
+            return
+        if base is None:
+            try:
+                info = client.head_object(url.bucket, url.prefix)
+            except NotFoundError:
+                info = None
+            if info is not None:
+                mine = Entry(path.name, st.st_size, st.st_mtime)
+                theirs = Entry(path.name, info.size, info.last_modified, info.etag)
+                if self.compare == "checksum":
+                    mine = Entry(path.name, st.st_size, st.st_mtime, file_md5(path))
+                if make_compare(self.compare, exact_mtime=False).differs(mine, theirs) is None:
+                    rec.put("", Synced(_stamp(st), info.etag, info.size, info.last_modified))
+                    rec.flush()
+                    return
         progress = make_progress(self.show_progress, st.st_size, f"Uploading {url.normalized()}")
         try:
-            upload_file(
+            etag = upload_file(
                 client,
                 url.bucket,
                 url.prefix,
@@ -708,8 +1062,10 @@ class _Mirror:
                 limiter=self.limiter,
                 config=self.transfer_config,
             )
+            rec.uploaded("", Entry("", st.st_size, 0.0, etag), st)
         finally:
             progress.close()
+            rec.flush()
 
     # ------------------------------------------------------------------ background + exit
 
@@ -719,49 +1075,90 @@ class _Mirror:
                 target=self._background, name="pos3lite-sync", daemon=True
             )
             self._thread.start()
+        self._wake.set()
 
     def _background(self) -> None:
-        while not self._stop.wait(TICK_SECONDS):
-            now = time.monotonic()
+        """The one background thread: runs due ticks one at a time (never overlapping),
+        sleeping until the next is due; uploads only (see ``policy.deletes_in``)."""
+        while not self._stop.is_set():
             with self._lock:
-                due = [
-                    r
-                    for r in self._uploads.values()
-                    if r.interval is not None and now - r.last_sync >= r.interval
-                ]
-                for r in due:
-                    r.last_sync = now
-            if not due:
+                due = self.scheduler.due()
+                regs = [(k, self._uploads.get(k)) for k in due]  # type: ignore[call-overload]
+                nxt = self.scheduler.next_due()
+            for key, r in regs:
+                try:
+                    if r is None or self._stop.is_set():
+                        continue
+                    with self._sync_lock:
+                        if self._stop.is_set():
+                            continue
+                        self._sync_upload(r, policy.Phase.TICK)
+                except Exception as exc:
+                    # Logged and retried on the next tick; the final sync raises.
+                    logger.warning(
+                        "background upload of %s failed (retrying in %s s): %s",
+                        r.url if r is not None else key,
+                        r.interval if r is not None else "?",
+                        exc,
+                    )
+                finally:
+                    with self._lock:
+                        self.scheduler.done(key)
+            if regs:
                 continue
-            with self._sync_lock:
-                for r in due:
-                    if self._stop.is_set():
-                        return
-                    try:
-                        self._sync_upload(r)
-                    except Exception as exc:
-                        # Logged and retried on the next interval tick; the final sync raises.
-                        logger.warning(
-                            "background upload of %s failed (retrying in %s s): %s",
-                            r.url,
-                            r.interval,
-                            exc,
-                        )
+            wait = TICK_SECONDS if nxt is None else max(0.0, nxt - time.monotonic())
+            self._wake.wait(min(wait, TICK_SECONDS))
+            self._wake.clear()
 
-    def _final_sync(self, had_error: bool) -> None:
+    def flush(self, remote: str | None) -> None:
+        """Upload the pending changes of one registration (``remote``) or all, now."""
+        self._require_open()
         with self._lock:
-            regs = [r for r in self._uploads.values() if r.sync_on_error or not had_error]
-        if not regs:
-            return
+            if remote is None:
+                regs = list(self._uploads.values())
+            else:
+                if not is_s3_url(remote):
+                    raise ConfigError(f"flush() needs an s3:// URL, got: {remote!r}")
+                url = parse_s3_url(remote)
+                regs = [r for r in self._uploads.values() if r.url == url.normalized()]
+                if not regs:
+                    raise ConfigError(f"flush(): no upload or sync is registered for {remote!r}")
         failures: list[BaseException] = []
         with self._sync_lock:
             for r in regs:
                 try:
-                    self._sync_upload(r)
+                    self._sync_upload(r, policy.Phase.FLUSH)
+                except TransferError as exc:
+                    failures.extend(exc.failures)
                 except Exception as exc:
-                    logger.error("final upload of %s failed: %s", r.url, exc)
                     failures.append(exc)
-        if not failures or had_error:
+        if failures:
+            raise TransferError("Upload", failures)
+
+    def _final_sync(self, exc: BaseException | None) -> None:
+        ending = policy.classify(exc)
+        with self._lock:
+            regs = list(self._uploads.values())
+        decision = policy.exit_plan(ending, [(r.url, r.sync_on_error) for r in regs])
+        for name in decision.skip:
+            logger.warning(
+                "not uploading %s: the mirror exited with %s and the registration has "
+                "sync_on_error=False",
+                name,
+                type(exc).__name__,
+            )
+        run = [r for r in regs if r.url in decision.run]
+        if not run:
+            return
+        failures: list[BaseException] = []
+        with self._sync_lock:
+            for r in run:
+                try:
+                    self._sync_upload(r, policy.Phase.FINAL)
+                except Exception as e:
+                    logger.error("final upload of %s failed: %s", r.url, e)
+                    failures.append(e)
+        if not failures or not decision.raise_failures:
             return
         if len(failures) == 1:
             raise failures[0]
@@ -782,19 +1179,43 @@ class _Mirror:
         sync_on_error: bool,
         exclude: Sequence[str] | None,
         profile: str | Profile | None,
+        follow_symlinks: bool = False,
     ) -> Path:
+        self._require_open()
         if not is_s3_url(remote):
             check_local_path(remote)
             effective_profile(None, profile, self.default_profile)
             return Path(remote).expanduser().resolve()
-        local_path = self.download(remote, local, delete_local, exclude, profile, missing_ok=True)
         url = parse_s3_url(remote)
         p = effective_profile(url.profile, profile, self.default_profile)
+        local_path = self._local_path(url, local, p)
+        norm = url.normalized()
         with self._lock:
-            self._downloads.pop((url.normalized(), p), None)
-        return self.upload(
-            remote, local_path, interval, delete_remote, sync_on_error, exclude, profile
-        )
+            self._check_conflicts(norm, p, self._downloads.values(), "sync", "download")
+            self._check_conflicts(norm, p, self._uploads.values(), "sync", "upload")
+            what = f"sync of {norm}"
+            self._check_local_overlap(local_path, what, uploading=True)
+            claim = self._claim(local_path, exclusive=True, what=what)
+        try:
+            reg = _Download(norm, local_path, delete_local, tuple(exclude or ()), p)
+            self._perform_download(
+                url, reg, two_way=True, missing_ok=True, cache_folder=local is None
+            )
+            return self.upload(
+                remote,
+                local_path,
+                interval,
+                delete_remote,
+                sync_on_error,
+                exclude,
+                profile,
+                follow_symlinks,
+                claim=claim,
+            )
+        except BaseException:
+            if claim is not None:
+                self.registry.release(claim)
+            raise
 
     def ls(self, prefix: str, recursive: bool, profile: str | Profile | None) -> list[str]:
         self._require_open()
@@ -835,6 +1256,7 @@ class _Mirror:
         url = parse_s3_url(remote)
         p = effective_profile(url.profile, profile, self.default_profile)
         target = self._local_path(url, local, p)
+        base = self._base(_state_name(url.normalized(), p, target))
         scan, _, plan = self._plan_download(
             self.client(p),
             url,
@@ -842,9 +1264,10 @@ class _Mirror:
             delete=delete,
             exclude=exclude or (),
             what=f"plan {url.normalized()}",
+            base=base,
         )
         if scan.obj is not None:
-            changed = self._object_changed(scan.obj, target)
+            changed, _ = self._object_changed(scan.obj, target, base.get(""))
             pairs = [(f"s3://{url.bucket}/{url.key}", str(target))] if changed else []
             return TransferPlan(pairs, [])
         if plan is None:
@@ -858,6 +1281,74 @@ class _Mirror:
             str(target.joinpath(*a.key.split("/"))) for a in plan.deletes if not a.key.endswith("/")
         ]
         return TransferPlan(copies, deletes)
+
+    def plan_sync(
+        self,
+        remote: str,
+        local: str | os.PathLike[str] | None,
+        exclude: Sequence[str] | None,
+        profile: str | Profile | None,
+        delete_local: bool = True,
+        delete_remote: bool = True,
+    ) -> tuple[TransferPlan, TransferPlan]:
+        """What :meth:`sync` followed by its final upload would do now: ``(download phase,
+        upload phase)``, each as a :class:`TransferPlan` (the CLI's ``sync --dry-run``)."""
+        self._require_open()
+        if not is_s3_url(remote):
+            raise ConfigError(f"plan_sync requires an s3:// URL, got: {remote!r}")
+        url = parse_s3_url(remote)
+        p = effective_profile(url.profile, profile, self.default_profile)
+        target = self._local_path(url, local, p)
+        client = self.client(p)
+        base = self._base(_state_name(url.normalized(), p, target))
+        scan, _, down = self._plan_download(
+            client,
+            url,
+            target,
+            delete=delete_local,
+            exclude=exclude or (),
+            what=f"plan {url.normalized()}",
+            base=base,
+            two_way=True,
+        )
+        if scan.obj is not None:
+            raise ConfigError(f"sync needs a prefix, {url.normalized()} is an object")
+        down = down or Plan()
+        key_prefix = url.prefix + "/" if url.prefix else ""
+
+        def rurl(key: str) -> str:
+            return f"s3://{url.bucket}/{key_prefix}{key}"
+
+        def lpath(key: str) -> str:
+            return str(target.joinpath(*key.split("/")))
+
+        fetched = {a.key for a in down.copies}
+        removed = {a.key for a in down.deletes}
+        files = [a for a in down.copies if not a.key.endswith("/")]
+        down_plan = TransferPlan(
+            [(rurl(a.key), lpath(a.key)) for a in files],
+            [lpath(a.key) for a in down.deletes if not a.key.endswith("/")],
+        )
+        if not target.is_dir():
+            return down_plan, TransferPlan([], [])
+        up = self._plan_upload(
+            client,
+            url,
+            target,
+            delete=delete_remote,
+            exclude=exclude or (),
+            what=f"plan {url.normalized()}",
+            base=base,
+        )
+        up_plan = TransferPlan(
+            [
+                (lpath(a.key), rurl(a.key))
+                for a in up.copies
+                if not a.key.endswith("/") and a.key not in fetched and a.key not in removed
+            ],
+            [rurl(a.key) for a in up.deletes if not a.key.endswith("/") and a.key not in fetched],
+        )
+        return down_plan, up_plan
 
     def plan_upload(
         self,
@@ -883,6 +1374,7 @@ class _Mirror:
             delete=delete,
             exclude=exclude or (),
             what=f"plan {url.normalized()}",
+            base=self._base(_state_name(url.normalized(), p, root)),
         )
         copies = [
             (str(root.joinpath(*a.key.split("/"))), f"s3://{url.bucket}/{key_prefix}{a.key}")
@@ -943,6 +1435,7 @@ def mirror(
     connect_timeout: float = 10.0,
     read_timeout: float = 60.0,
     payload_signing: str = "auto",
+    handle_sigterm: bool = True,
 ) -> Iterator[None]:
     """Open the mirror context (pos3-compatible); the context value is ``None``.
 
@@ -968,6 +1461,13 @@ def mirror(
         payload_signing: ``"auto"`` signs each body's SHA-256 over plain HTTP and sends
             ``UNSIGNED-PAYLOAD`` over HTTPS; ``"signed"`` / ``"unsigned"`` force one way
             (cost: one SHA-256 pass over every uploaded byte, see benchmarks/RESULTS.md).
+        handle_sigterm: while the mirror is active in the main thread and SIGTERM has its
+            default action, SIGTERM raises ``SystemExit(143)`` so the final sync runs (a
+            Kubernetes stop); the previous handler is restored on exit. ``False`` opts out.
+
+    Exit: a normal end, ``KeyboardInterrupt`` and any ``SystemExit`` upload every
+    registration (as pos3); an ``Exception`` uploads only ``sync_on_error=True`` ones and
+    names each skipped one in a WARNING (see ``pos3lite/mirror/policy.py``).
 
     Raises:
         MirrorStateError: another mirror is active in this process.
@@ -1013,25 +1513,67 @@ def mirror(
         m.start()
         _GLOBAL = m
     token = _ACTIVE.set(m)
-    had_error = False
+    previous = _install_sigterm(handle_sigterm)
+    body_exc: BaseException | None = None
     try:
         yield None
-    except SystemExit as exc:
-        had_error = exc.code not in (None, 0)
-        raise
-    except BaseException:
-        had_error = True
+    except BaseException as exc:
+        body_exc = exc
         raise
     finally:
         try:
-            m.stop(had_error)
+            m.stop(body_exc)
         finally:
+            _restore_sigterm(previous)
             with _GLOBAL_LOCK:
                 _GLOBAL = None
             try:
                 _ACTIVE.reset(token)
             except ValueError:  # exited in another context; the global is already cleared
                 _ACTIVE.set(None)
+
+
+_NOT_INSTALLED = object()
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(policy.SIGTERM_EXIT_CODE)
+
+
+def _install_sigterm(wanted: bool) -> object:
+    """Install the SIGTERM handler if the policy says so; return the previous handler, or
+    ``_NOT_INSTALLED``."""
+    import signal
+
+    main = threading.current_thread() is threading.main_thread()
+    current = signal.getsignal(signal.SIGTERM) if main else None
+    if not policy.handles_sigterm(
+        wanted=wanted, main_thread=main, default_handler=current is signal.SIG_DFL
+    ):
+        return _NOT_INSTALLED
+    return signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def _restore_sigterm(previous: object) -> None:
+    if previous is _NOT_INSTALLED:
+        return
+    import signal
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, previous)  # type: ignore[arg-type]
+
+
+def _after_fork_in_child() -> None:
+    """``os.register_at_fork`` hook: the child gets fresh locks and pools, and never
+    uploads the parent's registrations."""
+    global _GLOBAL_LOCK
+    _GLOBAL_LOCK = threading.Lock()
+    m = _GLOBAL
+    if m is not None and m.state is State.OPENED:
+        m.after_fork_in_child()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def with_mirror(
@@ -1046,6 +1588,7 @@ def with_mirror(
     connect_timeout: float = 10.0,
     read_timeout: float = 60.0,
     payload_signing: str = "auto",
+    handle_sigterm: bool = True,
 ) -> Callable[[Callable[P, R]], Callable[P, R]]:
     """Decorator form of :func:`mirror`: each call of the function runs in a fresh mirror.
 
@@ -1067,6 +1610,7 @@ def with_mirror(
                 connect_timeout=connect_timeout,
                 read_timeout=read_timeout,
                 payload_signing=payload_signing,
+                handle_sigterm=handle_sigterm,
             ):
                 return fn(*args, **kwargs)
 
@@ -1114,21 +1658,30 @@ def upload(
     sync_on_error: bool = False,
     exclude: Sequence[str] | None = None,
     profile: str | Profile | None = None,
+    *,
+    follow_symlinks: bool = False,
 ) -> Path:
     """Register a local folder to be mirrored to ``remote``; return the local path.
 
     Nothing is sent at call time. With ``interval`` (seconds) a background thread uploads
-    every ``interval`` seconds (first after ``interval``); the mirror's exit uploads once
-    more (see the exit policy in the module docs). With ``local=None`` the cache folder is
-    created so the caller can write into it.
+    about 1 s after registration, then ``interval`` seconds after the end of each upload
+    (uploads only: remote deletes wait for the exit); the mirror's exit uploads once more
+    (see the exit policy in :func:`mirror`). With ``local=None`` the cache folder is created
+    so the caller can write into it. A folder that does not exist at exit uploads nothing.
+    Only files that changed since the last upload (the sync state) are sent.
+
+    Args:
+        follow_symlinks: upload what symlinks point to (loops are detected); by default
+            symlinks are skipped (logged at INFO) and their remote keys never deleted.
 
     Raises:
-        ConfigError: bad URL, unknown profile, conflicting registration.
+        ConfigError: bad URL, unknown profile, conflicting registration (also a local folder
+            equal to or nested with another registration's, in this or another process).
         MirrorStateError: no active mirror.
         TransferError: never here; the final sync raises it at context exit.
     """
     return _require_active().upload(
-        remote, local, interval, delete, sync_on_error, exclude, profile
+        remote, local, interval, delete, sync_on_error, exclude, profile, follow_symlinks
     )
 
 
@@ -1141,15 +1694,49 @@ def sync(
     sync_on_error: bool = False,
     exclude: Sequence[str] | None = None,
     profile: str | Profile | None = None,
+    *,
+    follow_symlinks: bool = False,
 ) -> Path:
-    """Download ``remote`` now, then register the same folder for upload (pos3 semantics).
+    """Bring the local folder up to date with ``remote`` now (three-way, from the sync
+    state), then register it for upload; return the local folder.
 
-    A remote prefix that does not exist yet is not an error here: the local folder is
-    created empty. Returns the local folder. Raises as :func:`download` and :func:`upload`.
+    The download phase keeps local changes: a file changed or created locally is never
+    overwritten or deleted (the upload sends it); a file deleted remotely and unchanged
+    locally is deleted locally; when both sides changed, the newer wins and the other
+    version is kept under ``<cache_root>/.pos3lite/conflicts/``, named in a WARNING.
+    A remote prefix that does not exist yet is not an error: with ``local=None`` no folder
+    is created (the caller may ``mkdir(exist_ok=False)`` it); with an explicit ``local``
+    the folder is created empty. ``follow_symlinks`` as in :func:`upload`. Raises as
+    :func:`download` and :func:`upload`.
     """
     return _require_active().sync(
-        remote, local, interval, delete_local, delete_remote, sync_on_error, exclude, profile
+        remote,
+        local,
+        interval,
+        delete_local,
+        delete_remote,
+        sync_on_error,
+        exclude,
+        profile,
+        follow_symlinks,
     )
+
+
+def flush(remote: str | None = None) -> None:
+    """Upload the pending changes of one registration now and return when they are on S3.
+
+    For a checkpoint save or the end of an episode. Uploads only: remote deletes still wait
+    for the mirror's exit (as background ticks).
+
+    Args:
+        remote: the ``s3://`` URL of an ``upload``/``sync`` registration; ``None`` for all.
+
+    Raises:
+        TransferError: some files failed (each in ``.failures``).
+        ConfigError: ``remote`` is not registered for upload.
+        MirrorStateError: no active mirror.
+    """
+    _require_active().flush(remote)
 
 
 def ls(prefix: str, recursive: bool = False, profile: str | Profile | None = None) -> list[str]:

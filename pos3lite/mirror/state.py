@@ -150,7 +150,11 @@ class SyncState:
     # ----------------------------------------------------------------- API
 
     def load(self, reg: str) -> dict[str, Synced]:
-        """Every record of registration ``reg``, by key (empty when there is none)."""
+        """Every record of registration ``reg``, by key (empty when there is none).
+
+        Reading creates nothing: without a database file the state is empty."""
+        if self._db is None and not self.path.exists():
+            return {}
 
         def run(db: sqlite3.Connection) -> dict[str, Synced]:
             rid = self._reg_id(db, reg)
