@@ -179,6 +179,10 @@ def _state_name(url: str, profile: Profile | None, local: Path) -> str:
     return registration_name(profile.local_name if profile else "_", url, local)
 
 
+#: The recorded stamp of a file that changed while it was uploaded (matches no real file).
+_UNSYNCED: Stamp = (-1, -1, -1, -1)
+
+
 def _stamp(st: os.stat_result) -> Stamp:
     return (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
 
@@ -220,6 +224,10 @@ class _Recorder:
                 "%s changed while it was uploaded; it will be uploaded again next time",
                 self._path(key),
             )
+            # The object is ours but the local file is not in sync with it: a stamp no
+            # file has, so every later decision sees "changed locally" (and a sync keeps
+            # the local file rather than adopting the object by its timestamp).
+            self.put(key, Synced(_UNSYNCED, obj.etag or None, obj.size, obj.mtime))
             return
         self.put(key, Synced(_stamp(after), obj.etag or None, obj.size, obj.mtime))
 
