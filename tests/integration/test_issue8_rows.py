@@ -20,6 +20,7 @@ import pytest
 
 import pos3lite
 from pos3lite import ConfigError, TransferError
+from pos3lite.mirror.state import SyncState, registration_name
 from pos3lite.s3.client import S3Client
 from pos3lite.transfer import TransferConfig
 
@@ -54,8 +55,16 @@ def test_row01_same_size_edit_within_a_second_reaches_s3(
         pos3lite.sync(url, local=dest, interval=None)
         (dest / "a.txt").write_bytes(b"v1-aaaa")
     assert remote_tree(oracle, bucket, "w/") == {"a.txt": b"v1-aaaa"}
-    # Rewrite at the same size and put the old mtime back: only the sync state (inode,
-    # ctime) can tell; size and mtime cannot.
+    # An old mtime, so the no-state rule (local mtime not older than LastModified) cannot
+    # see the edit below; one more sync records the file as in sync with that mtime.
+    past = time.time() - 100
+    os.utime(dest / "a.txt", (past, past))
+    with open_mirror(tmp_path, profile):
+        pos3lite.sync(url, local=dest, interval=None)
+    state = SyncState(tmp_path / "cache").load(registration_name("test", url, dest.resolve()))
+    assert list(state) == ["a.txt"]
+    # Rewrite at the same size and put the old mtime back: only the sync state (ctime)
+    # can tell; size and mtime cannot.
     before = (dest / "a.txt").stat()
     (dest / "a.txt").write_bytes(b"v2-bbbb")
     os.utime(dest / "a.txt", ns=(before.st_atime_ns, before.st_mtime_ns))
