@@ -24,6 +24,8 @@ PURE = [
     "engine/compare.py",
     "engine/filters.py",
     "engine/threeway.py",
+    "mirror/policy.py",
+    "mirror/scheduler.py",
     "auth/sigv4.py",
     "s3/xml.py",
     "transport/base.py",
@@ -104,3 +106,42 @@ def test_runtime_dependencies_are_urllib3_and_tqdm_only() -> None:
 
 def test_version_is_hard_coded() -> None:
     assert isinstance(pos3lite.__version__, str) and pos3lite.__version__.count(".") == 2
+
+
+def test_the_mirror_package_does_not_shadow_the_mirror_function() -> None:
+    """``pos3lite/mirror/`` shares its name with ``pos3lite.mirror()``: whatever is imported
+    first, ``pos3lite.mirror`` stays callable as the context manager."""
+    code = (
+        "import pos3lite.mirror.policy, pos3lite, tempfile\n"
+        "with pos3lite.mirror(cache_root=tempfile.mkdtemp(), show_progress=False):\n"
+        "    pass\n"
+        "from pos3lite import mirror, flush\n"
+        "import pos3lite.mirror.context\n"
+        "import inspect; print(inspect.isfunction(pos3lite.mirror))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert out == "True"
+
+
+def test_pos3_private_names_exist_with_pos3s_meaning() -> None:
+    """positronic's tests import these pos3 names."""
+    from pos3lite import profiles
+
+    assert pos3lite._parse_s3_url("s3://prof@bkt/a/b/") == ("bkt", "a/b/")
+    assert pos3lite._PROFILES is profiles._PROFILES
+    prof = pos3lite.Profile(local_name="x", endpoint="http://127.0.0.1:1")
+    assert profiles._resolve_profile(prof) is prof
+    assert profiles._resolve_profile(None) is None
+    with pytest.raises(ValueError):
+        pos3lite._parse_s3_url("https://bkt/a")
+
+
+def test_the_architecture_rules_hold_for_the_mirror_package() -> None:
+    """mirror/state, registry and policy never import the context (no cycles)."""
+    for rel in ("mirror/state.py", "mirror/registry.py", "mirror/policy.py", "mirror/scheduler.py"):
+        tree = ast.parse((PKG / rel).read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                assert "context" not in node.module, rel
