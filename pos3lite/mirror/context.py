@@ -56,7 +56,6 @@ from ..errors import (
     NotFoundError,
     RemoteNotFoundError,
     TransferError,
-    UnsafeKeyError,
 )
 from ..localfs import Walk, file_md5, remove_stale_temps, walk
 from ..profiles import Profile, effective_profile, resolve_profile
@@ -69,9 +68,10 @@ from ..transfer import (
     execute_upload,
     upload_file,
 )
-from ..urls import S3URL, check_local_path, check_relative_key, is_s3_url, parse_s3_url
+from ..urls import S3URL, check_local_path, is_s3_url, parse_s3_url
 from . import policy
 from .registry import Claim, Registry, overlaps
+from .scan import RemoteScan, anchored, scan_remote
 from .scheduler import Scheduler
 from .state import META_DIR, SyncState, registration_name
 
@@ -245,28 +245,9 @@ class _Recorder:
             self.state.update(self.name, puts, forget)
 
 
-@dataclass
-class _RemoteScan:
-    """A complete remote listing: either one exact object or the entries under a prefix."""
-
-    key_prefix: str
-    obj: Entry | None = None
-    entries: list[Entry] = field(default_factory=list)
-    unsafe: list[UnsafeKeyError] = field(default_factory=list)
-    found: bool = False
-
-
 def _conflict(a: str, b: str) -> bool:
     a, b = a.rstrip("/"), b.rstrip("/")
     return a == b or a.startswith(b + "/") or b.startswith(a + "/")
-
-
-def _anchored(key: str) -> str:
-    """An exclude pattern matching exactly ``key`` (glob metacharacters escaped)."""
-    out = []
-    for ch in key.rstrip("/"):
-        out.append(f"[{ch}]" if ch in "*?[" else ch)
-    return "/" + "".join(out)
 
 
 class _Mirror:
@@ -424,36 +405,8 @@ class _Mirror:
 
     # ------------------------------------------------------------------ scanning
 
-    def _scan_remote(self, client: S3Client, url: S3URL) -> _RemoteScan:
-        key = url.key
-        if key and not key.endswith("/"):
-            try:
-                info = client.head_object(url.bucket, key)
-            except NotFoundError:
-                pass
-            else:
-                name = key.rsplit("/", 1)[-1]
-                obj = Entry(name, info.size, info.last_modified, info.etag)
-                return _RemoteScan(key_prefix=key, obj=obj, found=True)
-            key += "/"
-        scan = _RemoteScan(key_prefix=key)
-        for item in client.list_objects(url.bucket, key):
-            assert not isinstance(item, str)
-            scan.found = True
-            rel = item.key[len(key) :]
-            if not rel:
-                continue  # the prefix's own directory marker
-            try:
-                check_relative_key(rel[:-1] if rel.endswith("/") else rel)
-            except UnsafeKeyError as exc:
-                logger.error("refusing key %r under %s: %s", item.key, url.normalized(), exc)
-                scan.unsafe.append(UnsafeKeyError(item.key, exc.reason))
-                continue
-            size = 0 if rel.endswith("/") else item.size
-            scan.entries.append(Entry(rel, size, item.last_modified, item.etag))
-        # S3 lists in UTF-8 byte order; compatible stores may not. The engine needs it.
-        scan.entries.sort(key=lambda e: engine_diff.sort_key(e.key))
-        return scan
+    def _scan_remote(self, client: S3Client, url: S3URL) -> RemoteScan:
+        return scan_remote(client, url)
 
     def _with_md5(self, entries: list[Entry], root: Path) -> list[Entry]:
         """Local entries with their MD5 filled in (checksum comparison), hashed in parallel."""
@@ -492,7 +445,7 @@ class _Mirror:
                     "%s: the source is empty; not deleting anything at the destination", what
                 )
                 delete = False
-        patterns = list(exclude) + [_anchored(k) for k in protected]
+        patterns = list(exclude) + [anchored(k) for k in protected]
         plan = engine_diff.plan(
             src,
             dst,
@@ -649,7 +602,7 @@ class _Mirror:
         what: str,
         base: dict[str, Synced] | None = None,
         two_way: bool = False,
-    ) -> tuple[_RemoteScan, Walk, Plan | None]:
+    ) -> tuple[RemoteScan, Walk, Plan | None]:
         """Scan both sides of a download and plan it; the one planner behind
         :meth:`download`, :meth:`sync` and :meth:`plan_download`, so a plan shows exactly
         what a download would do. The plan is ``None`` for an exact object, or when nothing
@@ -741,7 +694,7 @@ class _Mirror:
         self,
         client: S3Client,
         url: S3URL,
-        scan: _RemoteScan,
+        scan: RemoteScan,
         local: Walk,
         plan: Plan,
         reg: _Download,
@@ -809,7 +762,7 @@ class _Mirror:
         )
 
     def _keep_remote_version(
-        self, client: S3Client, url: S3URL, scan: _RemoteScan, profile: Profile | None, a: Action
+        self, client: S3Client, url: S3URL, scan: RemoteScan, profile: Profile | None, a: Action
     ) -> None:
         """Both sides changed and the local file is newer: it stays (and is uploaded); the
         remote version it will replace is kept under the cache root."""
