@@ -707,3 +707,58 @@ def test_ctrl_c_during_a_multipart_upload_leaves_no_open_upload(
     # Ctrl-C is a clean exit: the final sync uploaded the file completely.
     assert get(oracle, bucket, "out/big.bin") == (src / "big.bin").read_bytes()
     assert keys(oracle, bucket) == ["out/big.bin"]
+
+
+# ------------------------------------------------------------------- three-way conflicts
+
+
+@pytest.mark.parametrize("newer", ["local", "remote"])
+def test_sync_both_changed_newer_wins_other_kept_under_cache_root(
+    oracle: Any,
+    bucket: str,
+    profile: Any,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+    newer: str,
+) -> None:
+    put(oracle, bucket, "w/f.txt", b"base")
+    dest = tmp_path / "w"
+    url = f"s3://{bucket}/w"
+    with open_mirror(tmp_path, profile):
+        pos3lite.sync(url, local=dest, interval=None)
+    put(oracle, bucket, "w/f.txt", b"remote edit")
+    (dest / "f.txt").write_bytes(b"local edit")
+    shift = 1000 if newer == "local" else -1000
+    os.utime(dest / "f.txt", (time.time() + shift, time.time() + shift))
+    with caplog.at_level(logging.WARNING), open_mirror(tmp_path, profile):
+        pos3lite.sync(url, local=dest, interval=None)
+    winner, loser = (
+        (b"local edit", b"remote edit") if newer == "local" else (b"remote edit", b"local edit")
+    )
+    assert tree(dest) == {"f.txt": winner}
+    assert remote_tree(oracle, bucket, "w/") == {"f.txt": winner}
+    kept = [p for p in (tmp_path / "cache" / ".pos3lite" / "conflicts").rglob("f.txt")]
+    assert [p.read_bytes() for p in kept] == [loser]
+    assert any(str(kept[0]) in r.getMessage() for r in caplog.records if r.levelno == 30)
+
+
+def test_first_sync_without_state_keeps_the_replaced_local_version(
+    oracle: Any, bucket: str, profile: Any, tmp_path: Path
+) -> None:
+    """A stale machine (no state in this cache) never overwrites newer remote data; its
+    local version is kept under the cache root."""
+    put(oracle, bucket, "w/f.txt", b"newer remote data")
+    dest = tmp_path / "w"
+    dest.mkdir()
+    (dest / "f.txt").write_bytes(b"stale")
+    os.utime(dest / "f.txt", (time.time() - 3600, time.time() - 3600))
+    (dest / "mine.txt").write_bytes(b"only here")
+    with open_mirror(tmp_path, profile):
+        pos3lite.sync(f"s3://{bucket}/w", local=dest, interval=None)
+    assert tree(dest) == {"f.txt": b"newer remote data", "mine.txt": b"only here"}
+    assert remote_tree(oracle, bucket, "w/") == {
+        "f.txt": b"newer remote data",
+        "mine.txt": b"only here",
+    }
+    kept = list((tmp_path / "cache" / ".pos3lite" / "conflicts").rglob("f.txt"))
+    assert [p.read_bytes() for p in kept] == [b"stale"]
