@@ -126,12 +126,18 @@ class SyncState:
             with contextlib.suppress(OSError):
                 os.replace(str(self.path) + suffix, str(aside) + suffix)
 
-    def _reg_id(self, db: sqlite3.Connection, name: str) -> int:
+    def _reg_id(self, db: sqlite3.Connection, name: str, *, create: bool = True) -> int | None:
         found = self._ids.get(name)
         if found is not None:
             return found
-        db.execute("INSERT OR IGNORE INTO registrations(name) VALUES (?)", (name,))
         row = db.execute("SELECT id FROM registrations WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            if not create:
+                # Reads never write: a write would make the last connection's close
+                # checkpoint (and fsync) the database on every no-op resync.
+                return None
+            db.execute("INSERT OR IGNORE INTO registrations(name) VALUES (?)", (name,))
+            row = db.execute("SELECT id FROM registrations WHERE name = ?", (name,)).fetchone()
         self._ids[name] = int(row[0])
         return int(row[0])
 
@@ -157,8 +163,10 @@ class SyncState:
             return {}
 
         def run(db: sqlite3.Connection) -> dict[str, Synced]:
-            rid = self._reg_id(db, reg)
+            rid = self._reg_id(db, reg, create=False)
             out: dict[str, Synced] = {}
+            if rid is None:
+                return out
             for key, ls, lm, li, lc, etag, rs, rm in db.execute(
                 "SELECT key, lsize, lmtime_ns, lino, lctime_ns, etag, rsize, rmtime "
                 "FROM entries WHERE reg = ?",
