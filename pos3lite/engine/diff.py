@@ -213,9 +213,22 @@ class _Planner:
 
     def _decide(self, key: str, s: Entry | None, d: Entry | None) -> None:
         assert self.direction is not None
+        b = self.base.get(key) if self.base else None
+        if s is not None and d is not None and b is not None:
+            # Fast path for the common case (a no-op resync of a large tree): the local stamp
+            # and the object's ETag and size are what the base recorded, so decide() would
+            # return SKIP in every mode. Anything else goes through decide().
+            up = self.direction is Direction.UP
+            local, remote = (s, d) if up else (d, s)
+            if (
+                local.stamp is not None
+                and local.stamp == b.local
+                and (up or (remote.size == b.size and remote.etag and remote.etag == b.etag))
+            ):
+                self.unchanged += 1
+                return
         if s is not None and d is not None and self.compare.falls_back(s, d):
             self.fallbacks.append(key)
-        b = self.base.get(key) if self.base else None
         what = decide(
             s,
             d,

@@ -164,18 +164,17 @@ class SyncState:
 
         def run(db: sqlite3.Connection) -> dict[str, Synced]:
             rid = self._reg_id(db, reg, create=False)
-            out: dict[str, Synced] = {}
             if rid is None:
-                return out
-            for key, ls, lm, li, lc, etag, rs, rm in db.execute(
+                return {}
+            rows = db.execute(
                 "SELECT key, lsize, lmtime_ns, lino, lctime_ns, etag, rsize, rmtime "
                 "FROM entries WHERE reg = ?",
                 (rid,),
-            ):
-                out[bytes(key).decode("utf-8", "surrogateescape")] = Synced(
-                    (ls, lm, li, lc), etag, rs, rm
-                )
-            return out
+            )
+            return {
+                key.decode("utf-8", "surrogateescape"): Synced((ls, lm, li, lc), etag, rs, rm)
+                for key, ls, lm, li, lc, etag, rs, rm in rows
+            }
 
         try:
             return self._guard(run)

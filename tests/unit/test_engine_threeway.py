@@ -267,3 +267,52 @@ def test_plan_two_way_never_deletes_local_folders() -> None:
 def test_plan_base_needs_direction() -> None:
     with pytest.raises(ValueError, match="direction"):
         plan([], [], compare=SizeMtime(exact=True), delete=True, base={})
+
+
+WANT_IN_PLAN = {
+    Decision.SKIP: "unchanged",
+    Decision.KEEP: "unchanged",
+    Decision.ADOPT: "adopted",
+    Decision.KEEP_SAVE_SRC: "kept",
+    Decision.COPY: "copies",
+    Decision.COPY_KEEP_DST: "copies",
+    Decision.DELETE: "deletes",
+}
+
+
+@pytest.mark.parametrize(
+    ("direction", "two_way", "src", "dst", "base", "delete", "want"),
+    [row[1:] for row in TABLE],
+    ids=[row[0] for row in TABLE],
+)
+def test_plan_agrees_with_decide_including_its_fast_path(
+    direction: str,
+    two_way: bool,
+    src: Entry | None,
+    dst: Entry | None,
+    base: Synced | None,
+    delete: bool,
+    want: Decision,
+) -> None:
+    d = Direction[direction]
+    p = plan(
+        [src] if src else [],
+        [dst] if dst else [],
+        compare=SizeMtime(exact=d is Direction.DOWN),
+        delete=delete,
+        base={"k": base} if base else {},
+        direction=d,
+        two_way=two_way,
+    )
+    got = {
+        "copies": [a.key for a in p.copies],
+        "deletes": [a.key for a in p.deletes],
+        "adopted": [a.key for a in p.adopted],
+        "kept": [a.key for a in p.kept],
+    }
+    where = WANT_IN_PLAN[want]
+    if where == "unchanged":
+        assert all(v == [] for v in got.values()) and p.unchanged == 1
+    else:
+        assert got[where] == ["k"]
+        assert sum(len(v) for v in got.values()) == 1
