@@ -45,9 +45,10 @@ from .errors import (
 
 if TYPE_CHECKING:
     from ._lock import Lock
-    from ._mirror import (
+    from .mirror.context import (
         TransferPlan,
         download,
+        flush,
         ls,
         mirror,
         plan_download,
@@ -76,20 +77,23 @@ if TYPE_CHECKING:
         presign,
         put,
     )
+    from .profiles import _PROFILES as _PROFILES
     from .profiles import Profile, register_profile
+    from .urls import _parse_s3_url as _parse_s3_url
 
 # The mirror machinery (threads, pathlib, logging, the engine) loads on first attribute
 # access (PEP 562), so `import pos3lite` stays a few milliseconds; see benchmarks/.
 _LAZY = {
-    "TransferPlan": "._mirror",
-    "download": "._mirror",
-    "ls": "._mirror",
-    "mirror": "._mirror",
-    "plan_download": "._mirror",
-    "plan_upload": "._mirror",
-    "sync": "._mirror",
-    "upload": "._mirror",
-    "with_mirror": "._mirror",
+    "TransferPlan": ".mirror.context",
+    "download": ".mirror.context",
+    "flush": ".mirror.context",
+    "ls": ".mirror.context",
+    "mirror": ".mirror.context",
+    "plan_download": ".mirror.context",
+    "plan_upload": ".mirror.context",
+    "sync": ".mirror.context",
+    "upload": ".mirror.context",
+    "with_mirror": ".mirror.context",
     "Profile": ".profiles",
     "register_profile": ".profiles",
     # The object API and the lease lock (issue 10).
@@ -112,6 +116,9 @@ _LAZY = {
     "put": ".objects",
     "Lock": "._lock",
     "lock": ".objects",
+    # pos3 exposes these private names and positronic's tests import them.
+    "_PROFILES": ".profiles",
+    "_parse_s3_url": ".urls",
 }
 
 
@@ -129,7 +136,7 @@ def __getattr__(name: str) -> Any:
 def __dir__() -> list[str]:
     # Public names only: not the helpers this module imports for itself (``Any``,
     # ``TYPE_CHECKING``, ``annotations``) nor submodules loaded as a side effect.
-    return sorted(set(__all__) | set(_LAZY))
+    return sorted(set(__all__) | {name for name in _LAZY if not name.startswith("_")})
 
 
 __version__ = "0.1.0"
@@ -173,6 +180,7 @@ __all__ = [
     "delete_many",
     "download",
     "exists",
+    "flush",
     "get",
     "get_bytes",
     "head",

@@ -496,7 +496,7 @@ def _cmd_transfer(ctx: _Context) -> int:
             path = api.download(plain, local=local, delete=args.delete, **kw)
         elif cmd == "upload":
             if local is None:
-                from ._mirror import _require_active
+                from .mirror.context import _require_active
 
                 m = _require_active()
                 local = str(m.cache_path_for(parse_s3_url(plain), profile))
@@ -511,8 +511,20 @@ def _cmd_transfer(ctx: _Context) -> int:
             path = None
         else:
             if args.dry_run:
-                plan = api.plan_download(plain, local=local, **kw)
-                _print_plan("download", plan.to_copy, plan.to_delete if args.delete else [])
+                from .mirror.context import _require_active
+
+                # Three-way, as the real run decides: downloads and local deletes first,
+                # then the uploads and remote deletes that the exit would make.
+                down, up = _require_active().plan_sync(
+                    plain,
+                    local,
+                    args.exclude,
+                    profile,
+                    delete_local=args.delete,
+                    delete_remote=args.delete,
+                )
+                _print_plan("download", down.to_copy, down.to_delete)
+                _print_plan("upload", up.to_copy, up.to_delete)
                 return EXIT_OK
             path = api.sync(
                 plain,

@@ -505,3 +505,7 @@ def _load_credentials_file(
             "'aws_access_key_id' and 'aws_secret_access_key'."
         )
     return access_key, secret_key, sec.get("aws_session_token") or None
+
+
+#: pos3's private name for :func:`resolve_profile` (positronic's tests import it).
+_resolve_profile = resolve_profile

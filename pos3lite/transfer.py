@@ -54,12 +54,22 @@ from .progress import Progress, file_done
 if TYPE_CHECKING:
     from concurrent.futures import Executor
 
-    from .s3.client import S3Client
+    from .s3.client import GetResult, S3Client
+
+#: Called by a download worker after a file reached its final path, with the object as
+#: actually fetched (key relative to the plan, size, LastModified, ETag).
+Downloaded = Callable[[Entry], None]
+#: Called by an upload worker after an object was written, with the plan key, the object
+#: (size, ETag as returned by PutObject or CompleteMultipartUpload; LastModified 0.0 =
+#: unknown) and the local file's ``os.stat_result`` taken *before* it was read.
+Uploaded = Callable[[str, Entry, os.stat_result], None]
 
 __all__ = [
     "Batch",
     "ByteRateLimiter",
+    "Downloaded",
     "TransferConfig",
+    "Uploaded",
     "execute_download",
     "execute_upload",
 ]
@@ -269,10 +279,12 @@ class _RangedDownload(_PartGroup):
         progress: Progress,
         restarts: int = RESTARTS,
         mismatched: list[tuple[int, str]] | None = None,
+        on_done: Downloaded | None = None,
     ) -> None:
         self.batch, self.client, self.bucket, self.key = batch, client, bucket, key
         self.target, self.src, self.config, self.progress = target, src, config, progress
         self.restarts = restarts
+        self.on_done = on_done
         self.lock = threading.Lock()
         self.error: BaseException | None = None
         self.ranges: list[tuple[int, int]] = []
@@ -378,6 +390,8 @@ class _RangedDownload(_PartGroup):
                 self._verify()
                 self.tmp.commit(self.src.mtime)  # renamed, then the mtime set
                 file_done(self.progress, "download", f"s3://{self.bucket}/{self.key}", self.target)
+                if self.on_done is not None:
+                    self.on_done(self.src)
                 return
         except Exception as exc:
             self.error = exc
@@ -414,11 +428,20 @@ class _RangedDownload(_PartGroup):
             self.progress,
             self.restarts - 1,
             self.mismatched,
+            self.on_done,
         )
         if src.size >= self.config.multipart_threshold:
             job.start()
         else:
-            _download_small(self.client, self.bucket, self.key, self.target, src, self.progress)
+            _download_small(
+                self.client,
+                self.bucket,
+                self.key,
+                self.target,
+                src,
+                self.progress,
+                on_done=self.on_done,
+            )
 
 
 def _multipart_count(etag: str) -> int:
@@ -436,8 +459,10 @@ def _download_small(
     progress: Progress,
     *,
     make_parents: bool = True,
+    on_done: Downloaded | None = None,
 ) -> None:
     got: list[tuple[float, str]] = []
+    results: list[GetResult] = []
 
     def fill(f: BinaryIO) -> None:
         res = client.get_object(
@@ -447,6 +472,7 @@ def _download_small(
             on_bytes=progress.update,
             size_hint=src.size if src is not None else None,
         )
+        results.append(res)
         got.append((res.last_modified, res.etag))
 
     write_atomic(
@@ -458,6 +484,9 @@ def _download_small(
         # object (rclone), and stamping it would download the file again on every run.
         os.utime(target, (got[0][0], got[0][0]))
     file_done(progress, "download", f"s3://{bucket}/{key}", target)
+    if on_done is not None and results:
+        r = results[0]
+        on_done(Entry(src.key if src is not None else key, r.size, r.last_modified, r.etag))
 
 
 def execute_download(
@@ -473,12 +502,15 @@ def execute_download(
     window: int,
     extra_failures: Sequence[BaseException] = (),
     config: TransferConfig | None = None,
+    on_done: Downloaded | None = None,
 ) -> None:
     """Apply a download plan: fetch ``key_prefix + key`` into ``local_root / key``.
 
     ``extra_failures`` (e.g. refused unsafe keys) count as failures: they suppress deletes
-    and are raised with the copy failures. Raises TransferError("Download", ...) for copy
-    failures, TransferError("Delete", ...) for local delete failures.
+    and are raised with the copy failures. ``on_done`` is called from the worker for each
+    file that reached its final path (see :data:`Downloaded`). Raises
+    TransferError("Download", ...) for copy failures, TransferError("Delete", ...) for
+    local delete failures.
     """
     cfg = config or TransferConfig()
     batch = Batch(executor)
@@ -492,9 +524,20 @@ def execute_download(
         key = key_prefix + action.key
         try:
             if src is not None and src.size >= cfg.multipart_threshold:
-                _RangedDownload(batch, client, bucket, key, target, src, cfg, progress).start()
+                _RangedDownload(
+                    batch, client, bucket, key, target, src, cfg, progress, on_done=on_done
+                ).start()
             else:
-                _download_small(client, bucket, key, target, src, progress, make_parents=False)
+                _download_small(
+                    client,
+                    bucket,
+                    key,
+                    target,
+                    src,
+                    progress,
+                    make_parents=False,
+                    on_done=on_done,
+                )
         except Exception as exc:
             logger.error("failed to download s3://%s/%s: %s", bucket, key, exc)
             raise
@@ -565,10 +608,12 @@ class _MultipartUpload(_PartGroup):
         config: TransferConfig,
         on_bytes: Callable[[int], None],
         progress: Progress | None = None,
+        on_complete: Callable[[str], None] | None = None,
     ) -> None:
         self.batch, self.client, self.bucket, self.key = batch, client, bucket, key
         self.progress = progress
         self.path, self.size, self.on_bytes = path, size, on_bytes
+        self.on_complete = on_complete
         self.part_size = config.part_size_for(size)
         self.count = -(-size // self.part_size)
         self.etags: list[str] = [""] * self.count
@@ -615,8 +660,12 @@ class _MultipartUpload(_PartGroup):
         if self.error is None and not self.batch.cancelled:
             try:
                 parts = [(i + 1, e) for i, e in enumerate(self.etags)]
-                self.client.complete_multipart_upload(self.bucket, self.key, self.upload_id, parts)
+                etag = self.client.complete_multipart_upload(
+                    self.bucket, self.key, self.upload_id, parts
+                )
                 file_done(self.progress, "upload", self.path, f"s3://{self.bucket}/{self.key}")
+                if self.on_complete is not None:
+                    self.on_complete(etag)
                 return
             except Exception as exc:
                 self.error = exc
@@ -652,11 +701,13 @@ def execute_upload(
     limiter: ByteRateLimiter | None = None,
     config: TransferConfig | None = None,
     extra_failures: Sequence[BaseException] = (),
+    on_done: Uploaded | None = None,
 ) -> None:
     """Apply an upload plan: put ``local_root / key`` at ``key_prefix + key``.
 
     ``extra_failures`` (keys that failed at plan time) count as copy failures: they
-    suppress deletes and are raised with them.
+    suppress deletes and are raised with them. ``on_done`` is called from the worker for
+    each file whose object was written (see :data:`Uploaded`).
 
     Empty local folders become zero-byte directory markers (``key/``). Raises
     TransferError("Upload", ...) for copy failures and TransferError("Delete", ...) for
@@ -677,12 +728,19 @@ def execute_upload(
                 client.put_object(bucket, key, b"")
                 return
             path = local_root.joinpath(*action.key.split("/"))
-            size = path.stat().st_size
+            before = path.stat()
+            size = before.st_size
+
+            def done(etag: str) -> None:
+                if on_done is not None:
+                    on_done(action.key, Entry(action.key, size, 0.0, etag), before)
+
             if size >= cfg.multipart_threshold:
-                args = (batch, client, bucket, key, path, size, cfg, on_bytes, progress)
-                _MultipartUpload(*args).start()
+                _MultipartUpload(
+                    batch, client, bucket, key, path, size, cfg, on_bytes, progress, done
+                ).start()
             else:
-                client.put_object_from_file(bucket, key, path, on_bytes=on_bytes)
+                done(client.put_object_from_file(bucket, key, path, on_bytes=on_bytes))
                 file_done(progress, "upload", path, f"s3://{bucket}/{key}")
         except Exception as exc:
             logger.error("failed to upload %r to s3://%s/%s: %s", action.key, bucket, key, exc)
@@ -759,8 +817,9 @@ def upload_file(
     progress: Progress,
     limiter: ByteRateLimiter | None = None,
     config: TransferConfig | None = None,
-) -> None:
-    """Upload one file to ``key`` (multipart and parallel when large).
+) -> str:
+    """Upload one file to ``key`` (multipart and parallel when large); return the ETag that
+    PutObject or CompleteMultipartUpload returned (no quotes).
 
     ``executor`` returns the pool, made on first use: a small file is sent from the calling
     thread and needs none.
@@ -777,17 +836,21 @@ def upload_file(
     size = path.stat().st_size
     if size < cfg.multipart_threshold:
         try:
-            client.put_object_from_file(bucket, key, path, on_bytes=on_bytes)
+            etag = client.put_object_from_file(bucket, key, path, on_bytes=on_bytes)
         except Exception as exc:
             raise TransferError("Upload", [exc]) from exc
         file_done(progress, "upload", path, f"s3://{bucket}/{key}")
-        return
+        return etag
 
     batch = Batch(executor())
+    etags: list[str] = []
 
     def copy(_: object) -> None:
-        _MultipartUpload(batch, client, bucket, key, path, size, cfg, on_bytes, progress).start()
+        _MultipartUpload(
+            batch, client, bucket, key, path, size, cfg, on_bytes, progress, etags.append
+        ).start()
 
     batch.run([None], copy, window=1)
     if batch.failures:
         raise TransferError("Upload", batch.failures)
+    return etags[0] if etags else ""

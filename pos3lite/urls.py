@@ -197,3 +197,14 @@ def _check_url_key(key: str, url: str) -> None:
             raise InvalidURLError(
                 f"unsafe key in {url!r}: a {segment!r} segment would escape the bucket's folder"
             )
+
+
+def _parse_s3_url(url: str) -> tuple[str, str]:
+    """pos3's private parser, kept because callers import it: ``(bucket, key)`` of an
+    ``s3://[profile@]bucket/key`` URL, the key raw (trailing ``/`` kept).
+
+    Raises:
+        InvalidURLError: (a ``ValueError``) not an ``s3://`` URL or an invalid one.
+    """
+    parsed = parse_s3_url(url)
+    return parsed.bucket, parsed.key

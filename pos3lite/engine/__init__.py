@@ -16,19 +16,25 @@ from pos3lite.engine.compare import (
 )
 from pos3lite.engine.diff import plan, sort_key
 from pos3lite.engine.filters import Filter
-from pos3lite.engine.model import Action, Entry, Plan, Reason
+from pos3lite.engine.model import Action, Entry, Plan, Reason, Stamp, Synced
+from pos3lite.engine.threeway import Decision, Direction, decide
 
 __all__ = [
     "COMPARE_NAMES",
     "Action",
     "Checksum",
     "Compare",
+    "Decision",
+    "Direction",
     "Entry",
     "Filter",
     "Plan",
     "Reason",
     "SizeMtime",
     "SizeOnly",
+    "Stamp",
+    "Synced",
+    "decide",
     "make_compare",
     "plan",
     "sort_key",

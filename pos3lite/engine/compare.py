@@ -5,8 +5,8 @@ A strategy is a small frozen object with a ``name``, ``differs(src, dst)`` and
 a *file* on both sides; it treats src as the source of truth. Each strategy's truth table is in
 its docstring and repeated as a table-driven test (``tests/unit/test_engine_compare.py``).
 
-Modification times are compared at whole-second resolution (``math.floor``), because S3
-``LastModified`` has 1 s resolution while local ``st_mtime`` has sub-second resolution.
+An object's ``LastModified`` has 1 s resolution, so it is compared as ``math.floor`` of
+itself against the local ``st_mtime`` at full precision.
 
 pos3 compared sizes only, so a same-size change was never transferred (reference C.1);
 :class:`SizeOnly` keeps that behaviour for those who want it.
@@ -83,25 +83,27 @@ class SizeOnly:
 
 @dataclass(frozen=True, slots=True)
 class SizeMtime:
-    """Copy when the sizes differ or the modification times say src changed.
+    """Copy when the sizes differ or the modification times say the copy is out of date.
 
-    Times are compared as ``floor(mtime)`` (whole seconds, S3's resolution). Sizes are
-    checked first, so a size change is reported as ``SIZE`` even if the times differ too.
+    This is the rule *without a sync state* (with one, ``engine/threeway.py`` decides from
+    the recorded stat and ETag). S3 ``LastModified`` has whole-second resolution, so the
+    object's time is taken as ``floor(LastModified)`` and the local time at full precision.
 
-    ``exact=True`` is for downloads: after each download the caller sets the local mtime to
-    the object's ``LastModified``, so any difference in whole seconds means one side changed
-    since the copy (a same-size change on either side is detected). ``exact=False`` is for
-    uploads: the dst ``LastModified`` is the upload time, later than the src mtime, so only a
-    src newer than dst means a change (like ``aws s3 sync``).
+    ``exact=True`` is for downloads (src = the object, dst = the local file): an equal-size
+    local file whose mtime is at or after the object's LastModified second was written from
+    it (pos3lite stamps downloads with LastModified; pos3 left the download time) and is
+    adopted; an older one is replaced. ``exact=False`` is for uploads (src = the local file,
+    dst = the object): copy unless the local mtime is *older* than the object's
+    LastModified second, so a same-size rewrite in the same second as the last upload is
+    sent again (a spare transfer, never stale data).
 
-    ======  ====================  ===========  ===========
-    size    floor(mtime)          exact=True   exact=False
-    ======  ====================  ===========  ===========
-    !=      any                   ``SIZE``     ``SIZE``
-    ==      src == dst            ``None``     ``None``
-    ==      src <  dst (older)    ``MTIME``    ``None``
-    ==      src >  dst (newer)    ``MTIME``    ``MTIME``
-    ======  ====================  ===========  ===========
+    =====  ======================================  =================  ==================
+    size   times                                   exact=True (down)  exact=False (up)
+    =====  ======================================  =================  ==================
+    !=     any                                     ``SIZE``           ``SIZE``
+    ==     local >= floor(object)                  ``None`` (adopt)   ``MTIME``
+    ==     local <  floor(object)                  ``MTIME``          ``None``
+    =====  ======================================  =================  ==================
 
     ETags are ignored. Never falls back.
     """
@@ -113,10 +115,11 @@ class SizeMtime:
         """See the class truth table."""
         if src.size != dst.size:
             return Reason.SIZE
-        src_s = math.floor(src.mtime)
-        dst_s = math.floor(dst.mtime)
-        changed = src_s != dst_s if self.exact else src_s > dst_s
-        return Reason.MTIME if changed else None
+        if self.exact:  # src is the object, dst the local file
+            stale = dst.mtime < math.floor(src.mtime)
+        else:  # src is the local file, dst the object
+            stale = src.mtime >= math.floor(dst.mtime)
+        return Reason.MTIME if stale else None
 
     def falls_back(self, src: Entry, dst: Entry) -> bool:
         """Always False."""

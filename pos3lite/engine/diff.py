@@ -37,12 +37,13 @@ returned :class:`Plan` holds only the actions.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 
 from pos3lite.engine.compare import Compare
 from pos3lite.engine.filters import Filter
-from pos3lite.engine.model import Action, Entry, Plan, Reason
+from pos3lite.engine.model import Action, Entry, Plan, Reason, Synced
+from pos3lite.engine.threeway import Decision, Direction, decide
 
 __all__ = ["plan", "sort_key"]
 
@@ -71,6 +72,9 @@ def plan(
     compare: Compare,
     delete: bool,
     exclude: Filter | Sequence[str] = (),
+    base: Mapping[str, Synced] | None = None,
+    direction: Direction | None = None,
+    two_way: bool = False,
 ) -> Plan:
     """Plan the copies and deletes that make dst equal to src.
 
@@ -81,6 +85,13 @@ def plan(
         delete: plan :attr:`Reason.EXTRA` deletes of keys only in dst. With ``False``,
             ``Plan.deletes`` is empty.
         exclude: a :class:`Filter` or its glob patterns.
+        base: the sync state's records by key (see ``threeway.py``); with ``direction``
+            set, file keys are decided by :func:`~pos3lite.engine.threeway.decide` (an empty
+            mapping means "no state yet": the no-base rules). ``None`` with no direction
+            keeps the two-way-less rules above.
+        direction: which side is local; required with ``base``.
+        two_way: the download phase of a sync (three-way rules; local-only files and
+            folders are kept, never deleted, unless the base says they were in sync).
 
     Returns:
         The :class:`Plan`. An empty src with ``delete=True`` deletes everything in dst that is
@@ -91,7 +102,11 @@ def plan(
             names the side and both keys); or, as ``ConfigError``, an invalid exclude pattern.
     """
     filt = exclude if isinstance(exclude, Filter) else Filter(exclude)
-    state = _Planner(compare=compare, delete=delete)
+    if base is not None and direction is None:
+        raise ValueError("plan(base=...) needs a direction")
+    state = _Planner(
+        compare=compare, delete=delete, base=base, direction=direction, two_way=two_way
+    )
     stack: list[_Pending] = []
     for key, kb, s, d in _merge(src, dst):
         while stack and stack[-1].end <= kb:
@@ -137,9 +152,22 @@ class _Pending:
 class _Planner:
     """Accumulates decisions; :meth:`build` sorts them into a :class:`Plan`."""
 
-    def __init__(self, *, compare: Compare, delete: bool) -> None:
+    def __init__(
+        self,
+        *,
+        compare: Compare,
+        delete: bool,
+        base: Mapping[str, Synced] | None = None,
+        direction: Direction | None = None,
+        two_way: bool = False,
+    ) -> None:
         self.compare = compare
         self.delete = delete
+        self.base = base
+        self.direction = direction
+        self.two_way = two_way and direction is Direction.DOWN
+        self.adopted: list[Action] = []
+        self.kept: list[Action] = []
         self.copies: list[Action] = []
         self.deletes: list[Action] = []
         self.conflicts: list[str] = []
@@ -158,7 +186,8 @@ class _Planner:
                 self.unchanged += 1
             else:
                 self.copies.append(Action(p.key, Reason.MISSING, p.src, None))
-        elif p.src_under or p.dst_excluded_under:  # only in dst, but still needed
+        elif p.src_under or p.dst_excluded_under or self.two_way:
+            # only in dst, but still needed (a two-way sync never deletes local folders)
             self.unchanged += 1
         elif self.delete:
             self.deletes.append(Action(p.key, Reason.EXTRA, None, p.dst))
@@ -167,6 +196,8 @@ class _Planner:
         s, d = p.src, p.dst
         if (s is not None and (p.src_under or p.dst_under)) or (d is not None and p.src_under):
             self.conflicts.append(p.key)
+        elif self.direction is not None:
+            self._decide(p.key, s, d)
         elif s is not None and d is not None:
             if self.compare.falls_back(s, d):
                 self.fallbacks.append(p.key)
@@ -180,6 +211,55 @@ class _Planner:
         elif self.delete:
             self.deletes.append(Action(p.key, Reason.EXTRA, None, d))
 
+    def _decide(self, key: str, s: Entry | None, d: Entry | None) -> None:
+        assert self.direction is not None
+        b = self.base.get(key) if self.base else None
+        if s is not None and d is not None and b is not None:
+            # Fast path for the common case (a no-op resync of a large tree): the local stamp
+            # and the object's ETag and size are what the base recorded, so decide() would
+            # return SKIP in every mode. Anything else goes through decide().
+            up = self.direction is Direction.UP
+            local, remote = (s, d) if up else (d, s)
+            if (
+                local.stamp is not None
+                and local.stamp == b.local
+                and (up or (remote.size == b.size and remote.etag and remote.etag == b.etag))
+            ):
+                self.unchanged += 1
+                return
+        if s is not None and d is not None and self.compare.falls_back(s, d):
+            self.fallbacks.append(key)
+        what = decide(
+            s,
+            d,
+            b,
+            direction=self.direction,
+            two_way=self.two_way,
+            compare=self.compare,
+            delete=self.delete,
+        )
+        if what is Decision.SKIP or what is Decision.KEEP:
+            self.unchanged += 1
+        elif what is Decision.ADOPT:
+            self.unchanged += 1
+            self.adopted.append(Action(key, Reason.ADOPTED, s, d))
+        elif what is Decision.KEEP_SAVE_SRC:
+            self.unchanged += 1
+            self.kept.append(Action(key, Reason.KEPT, s, d))
+        elif what is Decision.DELETE:
+            self.deletes.append(Action(key, Reason.EXTRA, None, d))
+        else:
+            assert s is not None
+            if what is Decision.COPY_KEEP_DST and d is not None:
+                reason = Reason.CONFLICT
+            elif d is None:
+                reason = Reason.MISSING
+            elif b is None:
+                reason = self.compare.differs(s, d) or Reason.CHANGED
+            else:
+                reason = Reason.CHANGED
+            self.copies.append(Action(key, reason, s, d))
+
     def build(self) -> Plan:
         blocked = set(self.conflicts)
         deletes = [a for a in self.deletes if not _has_ancestor_in(a.key, blocked)]
@@ -190,6 +270,8 @@ class _Planner:
             conflicts=tuple(sorted(self.conflicts, key=sort_key)),
             fallbacks=tuple(sorted(self.fallbacks, key=sort_key)),
             unchanged=self.unchanged,
+            adopted=tuple(sorted(self.adopted, key=by_key)),
+            kept=tuple(sorted(self.kept, key=by_key)),
         )
 
 

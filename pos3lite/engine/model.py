@@ -12,10 +12,14 @@ Rules:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 
-__all__ = ["Action", "Entry", "Plan", "Reason"]
+__all__ = ["Action", "Entry", "Plan", "Reason", "Stamp", "Synced"]
+
+#: A local file's ``(size, st_mtime_ns, st_ino, st_ctime_ns)``: any rewrite, touch, rename
+#: over it or metadata change gives a different stamp.
+Stamp = tuple[int, int, int, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,12 +34,15 @@ class Entry:
         etag: remote: the ETag without quotes (``"d41d8cd9..."``, or ``"abc...-3"`` for a
             multipart upload); local: the hex MD5 of the content if it was computed, else
             ``None``.
+        stamp: local files only: the :data:`Stamp` from the walk (``None`` if unknown);
+            not part of equality.
     """
 
     key: str
     size: int
     mtime: float
     etag: str | None = None
+    stamp: Stamp | None = field(default=None, compare=False)
 
     @property
     def is_dir(self) -> bool:
@@ -56,6 +63,32 @@ class Reason(Enum):
     """Same size, but the MD5 of src and the ETag of dst (or the reverse) differ: copy it."""
     EXTRA = "extra"
     """The key is only in dst: delete it (planned only with ``delete=True``)."""
+    CHANGED = "changed"
+    """The sync state says a side changed since the last sync: copy it."""
+    CONFLICT = "conflict"
+    """Both sides changed (or no state and they differ) and src wins: copy it, and keep the
+    replaced dst version aside first (two-way sync only)."""
+    ADOPTED = "adopted"
+    """Both sides hold the same file and no state says so yet: record it, copy nothing."""
+    KEPT = "kept"
+    """Both sides changed and dst is newer: keep dst, keep the src version aside (two-way)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Synced:
+    """What was last in sync for one key: the sync state's record (the base of a 3-way sync).
+
+    Attributes:
+        local: the local file's :data:`Stamp` right after the transfer or verification.
+        etag: the object's ETag without quotes (``None`` if unknown).
+        size: the object's size in bytes.
+        mtime: the object's LastModified, seconds since the epoch (0.0 if unknown).
+    """
+
+    local: Stamp
+    etag: str | None
+    size: int
+    mtime: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +126,12 @@ class Plan:
         unchanged: number of keys that need no action: equal file pairs, directory keys on
             both sides, and directory keys on one side only that the plan leaves in place or
             that the keys under them create (see ``diff.py``).
+        adopted: (planned with a base only) equal file pairs the base does not record yet
+            (:attr:`Reason.ADOPTED`): the caller records them, copies nothing. Also counted
+            in ``unchanged``.
+        kept: (two-way only) keys where both sides changed and dst is newer
+            (:attr:`Reason.KEPT`): dst stays, the caller keeps the src version aside and
+            names it in a warning. Also counted in ``unchanged``.
     """
 
     copies: tuple[Action, ...] = ()
@@ -100,6 +139,8 @@ class Plan:
     conflicts: tuple[str, ...] = ()
     fallbacks: tuple[str, ...] = ()
     unchanged: int = 0
+    adopted: tuple[Action, ...] = ()
+    kept: tuple[Action, ...] = ()
 
     @property
     def empty(self) -> bool:

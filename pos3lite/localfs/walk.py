@@ -189,7 +189,10 @@ class _Walker:
                 nbytes = top.nbytes + len(sk)  # sk: the name's UTF-8 bytes (+ "/")
                 if not is_dir:
                     if self.max_key is None or nbytes <= self.max_key or self.key_fits(key):
-                        yield Entry(key, cst.st_size, cst.st_mtime)
+                        # The stamp is what the sync state compares: any write or
+                        # metadata change to the file gives another one.
+                        stamp = (cst.st_size, cst.st_mtime_ns, cst.st_ino, cst.st_ctime_ns)
+                        yield Entry(key, cst.st_size, cst.st_mtime, stamp=stamp)
                     continue
                 entry = self.enter(key, name, cst, is_link, nbytes)
                 if entry is not None:

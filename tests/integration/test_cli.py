@@ -443,14 +443,16 @@ def test_sync_prints_local_path_and_uploads_back(
     assert get(oracle, b, "d/new.txt") == b"new"
 
 
-def test_sync_of_missing_remote_creates_folder(
+def test_sync_of_missing_remote_into_cache_creates_no_folder(
     bucket: str, env: dict[str, str], tmp_path: Path
 ) -> None:
+    """pos3 (and LeRobotDataset.create, which needs the folder absent): a cache folder of an
+    empty remote is not created."""
     proc = run(["sync", f"s3://{bucket}/fresh"], env)
     assert proc.returncode == 0, proc.stderr
     expected = (tmp_path / "cache" / "_" / bucket / "fresh").resolve()
     assert proc.stdout.splitlines() == [str(expected)]
-    assert expected.is_dir()
+    assert not expected.exists()
 
 
 # ----------------------------------------------------------------------------- profiles

@@ -220,7 +220,8 @@ def test_plan_download_lifecycle(filled: str, s3_env: Any, tmp_path: Path, oracl
     assert snapshot(dst) == before
     assert tree(dst) == before_bytes
     assert (dst / "sub" / "c.txt").read_bytes() == b"ccc"
-    assert not cache.exists()
+    # The download above recorded its sync state; the plans wrote nothing else.
+    assert sorted(os.listdir(cache)) == [".pos3lite"]
     assert keys(oracle, b) == sorted(LAYOUT)
 
 
@@ -309,7 +310,11 @@ def test_plan_upload(bucket: str, oracle: Any, s3_env: Any, tmp_path: Path) -> N
     (src / "a.txt").write_bytes(b"a")
     (src / "sub" / "b.txt").write_bytes(b"bb")
     (src / "same.txt").write_bytes(b"same")
-    put(oracle, bucket, "up/same.txt", b"same")  # uploaded after the local mtime: up to date
+    # Written well before the upload: up to date (a local mtime in the same second as
+    # LastModified is sent again, since a same-second rewrite cannot be told apart).
+    past = time.time() - 10
+    os.utime(src / "same.txt", (past, past))
+    put(oracle, bucket, "up/same.txt", b"same")
     put(oracle, bucket, "up/gone.txt", b"remote only")
     put(oracle, bucket, "up/dir/gone2.txt", b"remote only")
     put(oracle, bucket, "elsewhere.txt", b"not under the prefix")

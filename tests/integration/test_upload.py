@@ -7,6 +7,7 @@ excludes and the upload rate limit.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 import time
@@ -16,7 +17,7 @@ from typing import Any
 import pytest
 
 import pos3lite
-from pos3lite import Pos3liteError, TransferError
+from pos3lite import Pos3liteError
 
 from .conftest import ODD_NAMES, get, keys, open_mirror, put
 
@@ -137,17 +138,18 @@ def test_empty_local_folder_deletes_nothing(
     assert _remote(oracle, bucket, "out/") == {"a.txt": b"a", "sub/b.txt": b"b"}
 
 
-def test_missing_local_folder_raises_on_clean_exit(
-    oracle: Any, bucket: str, profile: Any, tmp_path: Path
+def test_missing_local_folder_uploads_nothing_quietly(
+    oracle: Any, bucket: str, profile: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
+    """pos3: a registration whose folder was never written uploads nothing, and deletes
+    nothing remotely (issue 8)."""
     put(oracle, bucket, "out/a.txt", b"a")
     missing = tmp_path / "typo"
-    with pytest.raises(TransferError) as info, open_mirror(tmp_path, profile):
+    with caplog.at_level(logging.WARNING), open_mirror(tmp_path, profile):
         pos3lite.upload(f"s3://{bucket}/out", local=missing, interval=None)
-    assert "typo" in str(info.value)
-    assert any(isinstance(f, FileNotFoundError) for f in info.value.failures)
     assert not missing.exists()
     assert keys(oracle, bucket) == ["out/a.txt"]
+    assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
 
 
 def test_excluded_remote_files_are_not_deleted(
@@ -185,16 +187,37 @@ def _two_registrations(bucket: str, tmp_path: Path) -> None:
     [RuntimeError("boom"), KeyboardInterrupt(), SystemExit(1), SystemExit("fatal message")],
     ids=["exception", "keyboard-interrupt", "sys-exit-1", "sys-exit-message"],
 )
-def test_error_exit_uploads_only_sync_on_error(
-    oracle: Any, bucket: str, profile: Any, tmp_path: Path, exc: BaseException
+def test_exit_policy_row_exception_vs_interrupts(
+    oracle: Any,
+    bucket: str,
+    profile: Any,
+    tmp_path: Path,
+    exc: BaseException,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
-    """Exit policy table in _mirror.py: an Exception, Ctrl-C or a non-zero exit is an error
-    exit; only sync_on_error=True registrations upload (pos3 uploaded all on BaseException)."""
-    with pytest.raises(type(exc)) as info, open_mirror(tmp_path, profile):
+    """Exit policy (mirror/policy.py, pos3's): KeyboardInterrupt and any SystemExit are clean
+    exits, every registration uploads; only an Exception skips sync_on_error=False ones, each
+    named in a WARNING."""
+    with (
+        caplog.at_level(logging.WARNING),
+        pytest.raises(type(exc)) as info,
+        open_mirror(tmp_path, profile),
+    ):
         _two_registrations(bucket, tmp_path)
         raise exc
     assert info.value is exc  # the body's exception propagates unchanged
-    assert keys(oracle, bucket) == ["onerr/onerr.txt"]
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    if isinstance(exc, Exception):
+        assert keys(oracle, bucket) == ["onerr/onerr.txt"]
+        assert [m for m in warned if "not uploading" in m] == [
+            f"not uploading s3://{bucket}/plain: the mirror exited with RuntimeError and the "
+            "registration has sync_on_error=False"
+        ]
+    else:
+        assert keys(oracle, bucket) == ["onerr/onerr.txt", "plain/plain.txt"]
+        assert not [m for m in warned if "not uploading" in m]
+    # Local side unchanged: both folders hold exactly what was written.
+    assert sorted(p.name for p in (tmp_path / "plain").iterdir()) == ["plain.txt"]
 
 
 @pytest.mark.parametrize("code", [0, None])
@@ -321,6 +344,22 @@ def test_symlinks_are_skipped_not_followed_and_their_remote_copies_kept(
     }
 
 
+def test_symlinks_are_skipped_by_default_and_their_remote_copy_kept(
+    oracle: Any, bucket: str, profile: Any, tmp_path: Path
+) -> None:
+    """pos3 skipped symlinks; a skipped one never causes its remote copy to be deleted."""
+    put(oracle, bucket, "out/link.txt", b"uploaded earlier")
+    outside = tmp_path / "outside.txt"
+    outside.write_bytes(b"target content")
+    src = tmp_path / "src"
+    _write(src, {"real.txt": b"r"})
+    (src / "link.txt").symlink_to(outside)
+    (src / "dirlink").symlink_to(tmp_path, target_is_directory=True)
+    with open_mirror(tmp_path, profile):
+        pos3lite.upload(f"s3://{bucket}/out", local=src, interval=None, delete=True)
+    assert _remote(oracle, bucket, "out/") == {"real.txt": b"r", "link.txt": b"uploaded earlier"}
+
+
 def test_broken_symlink_skipped_and_remote_kept(
     oracle: Any, bucket: str, profile: Any, tmp_path: Path
 ) -> None:
@@ -371,3 +410,17 @@ def test_upload_with_read_only_identity_fails_loudly(
     with pytest.raises(Pos3liteError), open_mirror(tmp_path, reader):
         pos3lite.upload(f"s3://{bucket}/out", local=src, interval=None)
     assert keys(oracle, bucket) == []
+
+
+def test_symlink_to_file_is_followed_with_follow_symlinks(
+    oracle: Any, bucket: str, profile: Any, tmp_path: Path
+) -> None:
+    """``follow_symlinks=True`` uploads what a link points to, as ``aws s3 sync`` does."""
+    outside = tmp_path / "outside.txt"
+    outside.write_bytes(b"target content")
+    src = tmp_path / "src"
+    _write(src, {"real.txt": b"r"})
+    (src / "link.txt").symlink_to(outside)
+    with open_mirror(tmp_path, profile):
+        pos3lite.upload(f"s3://{bucket}/out", local=src, interval=None, follow_symlinks=True)
+    assert _remote(oracle, bucket, "out/") == {"real.txt": b"r", "link.txt": b"target content"}

@@ -24,6 +24,9 @@ PURE = [
     "engine/diff.py",
     "engine/compare.py",
     "engine/filters.py",
+    "engine/threeway.py",
+    "mirror/policy.py",
+    "mirror/scheduler.py",
     "auth/sigv4.py",
     "auth/documents.py",
     "s3/xml.py",
@@ -260,3 +263,42 @@ def test_localfs_is_an_adapter_importing_only_values_below_it() -> None:
                     else [a.name for a in node.names]
                 )
                 assert not any(str(n).startswith("pos3lite") for n in names), path.name
+
+
+def test_the_mirror_package_does_not_shadow_the_mirror_function() -> None:
+    """``pos3lite/mirror/`` shares its name with ``pos3lite.mirror()``: whatever is imported
+    first, ``pos3lite.mirror`` stays callable as the context manager."""
+    code = (
+        "import pos3lite.mirror.policy, pos3lite, tempfile\n"
+        "with pos3lite.mirror(cache_root=tempfile.mkdtemp(), show_progress=False):\n"
+        "    pass\n"
+        "from pos3lite import mirror, flush\n"
+        "import pos3lite.mirror.context\n"
+        "import inspect; print(inspect.isfunction(pos3lite.mirror))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert out == "True"
+
+
+def test_pos3_private_names_exist_with_pos3s_meaning() -> None:
+    """positronic's tests import these pos3 names."""
+    from pos3lite import profiles
+
+    assert pos3lite._parse_s3_url("s3://prof@bkt/a/b/") == ("bkt", "a/b/")
+    assert pos3lite._PROFILES is profiles._PROFILES
+    prof = pos3lite.Profile(local_name="x", endpoint="http://127.0.0.1:1")
+    assert profiles._resolve_profile(prof) is prof
+    assert profiles._resolve_profile(None) is None
+    with pytest.raises(ValueError):
+        pos3lite._parse_s3_url("https://bkt/a")
+
+
+def test_the_architecture_rules_hold_for_the_mirror_package() -> None:
+    """mirror/state, registry and policy never import the context (no cycles)."""
+    for rel in ("mirror/state.py", "mirror/registry.py", "mirror/policy.py", "mirror/scheduler.py"):
+        tree = ast.parse((PKG / rel).read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                assert "context" not in node.module, rel

@@ -26,17 +26,20 @@ def f(size: int = 10, mtime: float = T, etag: str | None = None) -> Entry:
     return Entry("k", size, mtime, etag)
 
 
-# (size of dst, mtime of dst) relative to src = f(10, T + 0.5)
-# mtimes inside the same whole second (T + 0.1 vs T + 0.9) count as equal.
+# (size of dst, mtime of dst) relative to src = f(10, T + 0.5).
+# exact=True: src is the object (its second is T), dst the local file: adopt a local file at
+# or after T. exact=False: src is the local file (T + 0.5), dst the object: copy unless the
+# local file is older than the object's second.
 SIZE_MTIME_TABLE = [
     # id, dst size, dst mtime, exact=True, exact=False
     ("size-diff/mtime-equal", 11, T + 0.5, Reason.SIZE, Reason.SIZE),
     ("size-diff/src-older", 11, T + 5, Reason.SIZE, Reason.SIZE),
     ("size-diff/src-newer", 11, T - 5, Reason.SIZE, Reason.SIZE),
-    ("size-equal/mtime-equal", 10, T + 0.5, None, None),
-    ("size-equal/same-second", 10, T + 0.9, None, None),
-    ("size-equal/src-older", 10, T + 5, Reason.MTIME, None),
-    ("size-equal/src-older-1s", 10, T + 1.0, Reason.MTIME, None),
+    ("size-equal/mtime-equal", 10, T + 0.5, None, Reason.MTIME),
+    ("size-equal/same-second", 10, T + 0.9, None, Reason.MTIME),
+    ("size-equal/same-second-start", 10, T, None, Reason.MTIME),
+    ("size-equal/src-older", 10, T + 5, None, None),
+    ("size-equal/src-older-1s", 10, T + 1.0, None, None),
     ("size-equal/src-newer", 10, T - 5, Reason.MTIME, Reason.MTIME),
     ("size-equal/src-newer-1s", 10, T - 0.1, Reason.MTIME, Reason.MTIME),
 ]
@@ -84,7 +87,7 @@ CHECKSUM_TABLE = [
     ("md5-differs", (10, T, MD5_A), (10, T, MD5_B), Reason.CHECKSUM, False),
     ("md5-differs/size-differs", (10, T, MD5_A), (11, T, MD5_B), Reason.SIZE, False),
     ("multipart-dst/fallback-equal", (10, T, MD5_A), (10, T, "abc123-3"), None, True),
-    ("multipart-dst/fallback-mtime", (10, T, MD5_A), (10, T + 9, "abc123-3"), Reason.MTIME, True),
+    ("multipart-dst/fallback-mtime", (10, T, MD5_A), (10, T - 9, "abc123-3"), Reason.MTIME, True),
     ("multipart-src/fallback-size", (10, T, f"{MD5_A}-2"), (11, T, MD5_A), Reason.SIZE, True),
     ("missing-src-hash/fallback-equal", (10, T, None), (10, T, MD5_A), None, True),
     ("missing-dst-hash/fallback-mtime", (10, T, MD5_A), (10, T - 9, None), Reason.MTIME, True),

@@ -1,0 +1,1799 @@
+"""The mirror context: lifecycle, registrations, background uploads, exit policy, signals.
+
+One mirror is active per process at a time (as in pos3 0.4.0); it is found through a
+ContextVar first and a process-wide fallback second, so threads started inside the context
+(including executor threads that do not inherit context variables) see it.
+
+Lifecycle: ``State.UNOPENED -> OPENED -> CLOSED``; illegal transitions raise.
+
+Exit policy (pos3's; see ``policy.py`` for the table): a normal end, ``KeyboardInterrupt``
+and any ``SystemExit`` run every registered upload; only an ``Exception`` skips the
+registrations without ``sync_on_error=True``, each named in a WARNING. While a mirror is
+active in the main thread and SIGTERM has its default action, SIGTERM raises
+``SystemExit(143)`` so the final sync runs (``mirror(handle_sigterm=False)`` opts out).
+
+Sync state (``state.py``): every transfer and verification is recorded per registration
+and key, so later runs decide from what was last in sync (three-way for ``sync``; see
+``engine/threeway.py``).
+
+Safety rules (where pos3 loses data, see docs/pos3-differences.md):
+
+* a download whose URL matches no object and no key raises RemoteNotFoundError instead of
+  deleting the local copy; a source that lists nothing never deletes a file that was never
+  in sync;
+* deletes run only after every copy succeeded and only from complete listings; background
+  ticks and :func:`flush` upload only, deletes wait for the final sync;
+* keys that would land outside the destination are refused and named;
+* local folders of registrations where one uploads never overlap (in this process and
+  across processes sharing the cache root).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import contextvars
+import dataclasses
+import enum
+import functools
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, ParamSpec, TypeVar
+
+from ..engine import diff as engine_diff
+from ..engine.compare import make_compare
+from ..engine.filters import Filter
+from ..engine.model import Action, Entry, Plan, Reason, Stamp, Synced
+from ..engine.threeway import Direction
+from ..errors import (
+    AccessDeniedError,
+    ConfigError,
+    KeyConflictError,
+    MirrorStateError,
+    NotFoundError,
+    Pos3liteError,
+    RemoteNotFoundError,
+    TransferError,
+)
+from ..keys import collisions, conflict_errors
+from ..localfs import (
+    DEFAULT_CACHE_ROOT,
+    Walk,
+    default_cache_root,
+    ensure_cache_root,
+    file_md5,
+    remove_stale_temps,
+    walk,
+)
+from ..profiles import Profile, effective_profile, resolve_profile
+from ..progress import make_progress
+from ..transfer import (
+    ByteRateLimiter,
+    TransferConfig,
+    download_object,
+    execute_download,
+    execute_upload,
+    upload_file,
+)
+from ..urls import S3URL, check_local_path, is_s3_url, parse_s3_url
+from . import policy
+from .registry import Claim, Registry, overlaps
+from .scan import RemoteScan, anchored, scan_remote
+from .scheduler import Scheduler
+from .state import META_DIR, SyncState, registration_name
+
+if TYPE_CHECKING:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from ..s3.client import S3Client
+    from ..transport.base import Transport
+
+__all__ = [
+    "DEFAULT_CACHE_ROOT",
+    "TransferPlan",
+    "default_cache_root",
+    "download",
+    "flush",
+    "ls",
+    "mirror",
+    "plan_download",
+    "plan_upload",
+    "sync",
+    "upload",
+    "with_mirror",
+]
+
+logger = logging.getLogger("pos3lite")
+
+#: Longest wait (seconds) of the background thread between looks at the timetable.
+TICK_SECONDS = 1.0
+#: Seconds ``mirror`` exit waits for a running background sync to finish.
+JOIN_SECONDS = 60.0
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class TransferPlan:
+    """What a download or upload would do (pos3-compatible).
+
+    ``to_copy`` is a list of ``(source, destination)`` string pairs: an ``s3://bucket/key``
+    URL and a local path, in transfer direction; ``to_delete`` lists the destination paths or
+    URLs that ``delete=True`` would remove. Only files are listed (no folders or markers).
+    """
+
+    to_copy: list[tuple[str, str]]
+    to_delete: list[str]
+
+
+class State(enum.Enum):
+    """Lifecycle of a mirror."""
+
+    UNOPENED = "unopened"
+    OPENED = "opened"
+    CLOSED = "closed"
+
+
+@dataclass
+class _Download:
+    url: str
+    local_path: Path
+    delete: bool
+    exclude: tuple[str, ...]
+    profile: Profile | None
+    ready: threading.Event = field(default_factory=threading.Event, compare=False)
+    error: BaseException | None = field(default=None, compare=False)
+    claim: Claim | None = field(default=None, compare=False)
+
+
+@dataclass
+class _Upload:
+    url: str
+    raw: S3URL = field(compare=False)
+    local_path: Path
+    interval: float | None
+    delete: bool
+    sync_on_error: bool
+    exclude: tuple[str, ...]
+    profile: Profile | None
+    follow_symlinks: bool = False
+    claim: Claim | None = field(default=None, compare=False)
+
+
+def _state_name(url: str, profile: Profile | None, local: Path) -> str:
+    return registration_name(profile.local_name if profile else "_", url, local)
+
+
+#: The recorded stamp of a file that changed while it was uploaded (matches no real file).
+_UNSYNCED: Stamp = (-1, -1, -1, -1)
+
+
+def _stamp(st: os.stat_result) -> Stamp:
+    return (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
+
+
+class _Recorder:
+    """Collects sync-state records from transfer workers (thread-safe), written in one
+    transaction by :meth:`flush`."""
+
+    def __init__(self, state: SyncState, name: str, root: Path, *, enabled: bool = True) -> None:
+        self.state, self.name, self.root = state, name, root
+        self.enabled = enabled
+        self._lock = threading.Lock()
+        self._puts: list[tuple[str, Synced]] = []
+
+    def _path(self, key: str) -> Path:
+        return self.root.joinpath(*key.split("/")) if key else self.root
+
+    def put(self, key: str, record: Synced) -> None:
+        with self._lock:
+            self._puts.append((key, record))
+
+    def downloaded(self, key: str, obj: Entry) -> None:
+        """A download of ``key`` reached its final path: record it with the new stamp."""
+        try:
+            st = os.stat(self._path(key), follow_symlinks=False)
+        except OSError:
+            return
+        self.put(key, Synced(_stamp(st), obj.etag, obj.size, obj.mtime))
+
+    def uploaded(self, key: str, obj: Entry, before: os.stat_result) -> None:
+        """An upload of ``key`` was written; record it only if the file did not change
+        while it was read (stat before == stat after)."""
+        try:
+            after = os.stat(self._path(key))
+        except OSError:
+            return
+        if _stamp(after) != _stamp(before):
+            logger.warning(
+                "%s changed while it was uploaded; it will be uploaded again next time",
+                self._path(key),
+            )
+            # The object is ours but the local file is not in sync with it: a stamp no
+            # file has, so every later decision sees "changed locally" (and a sync keeps
+            # the local file rather than adopting the object by its timestamp).
+            self.put(key, Synced(_UNSYNCED, obj.etag or None, obj.size, obj.mtime))
+            return
+        self.put(key, Synced(_stamp(after), obj.etag or None, obj.size, obj.mtime))
+
+    def adopt(self, actions: Sequence[Action], *, local_is_src: bool) -> None:
+        for a in actions:
+            loc, rem = (a.src, a.dst) if local_is_src else (a.dst, a.src)
+            if loc is None or rem is None or loc.stamp is None:
+                continue
+            self.put(a.key, Synced(loc.stamp, rem.etag, rem.size, rem.mtime))
+
+    def flush(self, forget: Iterable[str] = ()) -> None:
+        with self._lock:
+            puts, self._puts = self._puts, []
+        if self.enabled:
+            self.state.update(self.name, puts, forget)
+
+
+def _conflict(a: str, b: str) -> bool:
+    a, b = a.rstrip("/"), b.rstrip("/")
+    return a == b or a.startswith(b + "/") or b.startswith(a + "/")
+
+
+class _Mirror:
+    """State of one active mirror; created by :func:`mirror`."""
+
+    def __init__(
+        self,
+        *,
+        cache_root: Path,
+        show_progress: bool,
+        max_workers: int,
+        default_profile: Profile | None,
+        limiter: ByteRateLimiter | None,
+        compare: str,
+        max_attempts: int = 5,
+        timeout: tuple[float, float] = (10.0, 60.0),
+        payload_signing: str = "auto",
+    ) -> None:
+        self.cache_root = cache_root
+        self.show_progress = show_progress
+        self.max_workers = max_workers
+        self.default_profile = default_profile
+        self.limiter = limiter
+        self.compare = compare
+        self.transfer_config = TransferConfig()
+        self.max_attempts = max_attempts
+        self.timeout = timeout
+        self.payload_signing = payload_signing
+        self.state = State.UNOPENED
+        self._lock = threading.RLock()
+        self._sync_lock = threading.Lock()
+        self._downloads: dict[tuple[str, Profile | None], _Download] = {}
+        self._uploads: dict[tuple[str, Profile | None], _Upload] = {}
+        self._clients: dict[Profile | None, S3Client] = {}
+        self._transport: Transport | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.state_store = SyncState(cache_root)
+        self.registry = Registry(cache_root)
+        self.scheduler = Scheduler(time.monotonic)
+        self.pid = os.getpid()
+        # The sync state decides for the default comparison; "size" (pos3's) and "checksum"
+        # are explicit choices of a stateless rule and keep it.
+        self.use_state = compare == "size_mtime"
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self) -> None:
+        if self.state is not State.UNOPENED:
+            raise MirrorStateError(f"cannot start a mirror that is {self.state.value}")
+        self.state = State.OPENED
+
+    def stop(self, exc: BaseException | None = None) -> None:
+        """Close the mirror: stop the background thread, run the final sync as the exit
+        policy says for ``exc`` (the exception that left the body, if any), release the
+        locks and pools."""
+        if self.state is not State.OPENED:
+            raise MirrorStateError(f"cannot stop a mirror that is {self.state.value}")
+        try:
+            self._stop.set()
+            self._wake.set()
+            if self._thread is not None:
+                self._thread.join(JOIN_SECONDS)
+            self._final_sync(exc)
+        finally:
+            self.state = State.CLOSED
+            try:
+                if self._executor is not None:
+                    self._executor.shutdown(wait=True)
+                if self._transport is not None:
+                    self._transport.close()
+            finally:
+                self.registry.release_all()
+                self.state_store.close()
+
+    def after_fork_in_child(self) -> None:
+        """In a child forked while this mirror was open: rebuild locks and pools so the
+        child can use the API, and drop the parent's upload registrations so the child
+        never uploads them (the parent does)."""
+        self._lock = threading.RLock()
+        self._sync_lock = threading.Lock()
+        self._clients = {}
+        self._transport = None  # the parent's sockets: never touched by the child
+        self._executor = None  # its threads do not exist in the child
+        self._thread = None
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._uploads = {}
+        self._downloads = {k: d for k, d in self._downloads.items() if d.ready.is_set()}
+        for d in self._downloads.values():
+            d.claim = None
+        self.scheduler = Scheduler(time.monotonic)
+        self.state_store.forget_connection()
+        self.registry.forget_after_fork()
+        self.pid = os.getpid()
+
+    def _require_open(self) -> None:
+        if self.state is not State.OPENED:
+            raise MirrorStateError(f"the mirror is {self.state.value}")
+
+    # ------------------------------------------------------------------ resources
+
+    def client(self, profile: Profile | None) -> S3Client:
+        """The S3 client for a profile (one per profile, all sharing one connection pool)."""
+        with self._lock:
+            found = self._clients.get(profile)
+            if found is not None:
+                return found
+            from ..auth.credentials import provider_for, resolve_endpoint, resolve_region
+            from ..s3.client import S3Client
+            from ..s3.retry import Retry
+
+            if self._transport is None:
+                from ..transport.urllib3 import Urllib3Transport
+
+                self._transport = Urllib3Transport(
+                    max_connections=self.max_workers, timeout=self.timeout
+                )
+            made = S3Client(
+                self._transport,
+                region=resolve_region(profile),
+                endpoint=resolve_endpoint(profile),
+                credentials=provider_for(profile),
+                addressing_style=profile.addressing_style if profile else "auto",
+                retry=Retry(max_attempts=self.max_attempts),
+                payload_signing=self.payload_signing,
+                verify_etag=profile.verify_etag if profile else "auto",
+            )
+            self._clients[profile] = made
+            return made
+
+    @property
+    def executor(self) -> ThreadPoolExecutor:
+        with self._lock:
+            if self._executor is None:
+                from concurrent.futures import ThreadPoolExecutor
+
+                self._executor = ThreadPoolExecutor(
+                    max_workers=self.max_workers, thread_name_prefix="pos3lite"
+                )
+            return self._executor
+
+    def cache_path_for(self, url: S3URL, profile: Profile | None) -> Path:
+        base = self.cache_root / (profile.local_name if profile else "_") / url.bucket
+        parts = [p for p in url.prefix.split("/") if p]
+        return base.joinpath(*parts)
+
+    def _local_path(
+        self, url: S3URL, local: str | os.PathLike[str] | None, p: Profile | None
+    ) -> Path:
+        if local is not None:
+            return Path(local).expanduser().resolve()
+        return self.cache_path_for(url, p)
+
+    # ------------------------------------------------------------------ scanning
+
+    def _scan_remote(
+        self, client: S3Client, url: S3URL, exclude: Sequence[str] = ()
+    ) -> RemoteScan:
+        return scan_remote(client, url, exclude)
+
+    def _with_md5(self, entries: list[Entry], root: Path) -> list[Entry]:
+        """Local entries with their MD5 filled in (checksum comparison), hashed in parallel."""
+        files = [e for e in entries if not e.key.endswith("/")]
+        digests = dict(
+            zip(
+                (e.key for e in files),
+                self.executor.map(lambda e: file_md5(root.joinpath(*e.key.split("/"))), files),
+                strict=True,
+            )
+        )
+        return [Entry(e.key, e.size, e.mtime, digests.get(e.key)) for e in entries]
+
+    def _plan(
+        self,
+        src: list[Entry],
+        dst: list[Entry],
+        *,
+        exact_mtime: bool,
+        delete: bool,
+        exclude: Sequence[str],
+        protected: Sequence[str] = (),
+        what: str,
+        base: dict[str, Synced] | None = None,
+        two_way: bool = False,
+        remote_src: bool = False,
+        failures: list[Pos3liteError] | None = None,
+    ) -> Plan:
+        # A 0-byte object "x" where the local side has the folder "x/" is that folder's
+        # marker as servers that store "x/" as a file (rclone) list it.
+        local = dst if remote_src else src
+        folders = {e.key[:-1] for e in local if e.key.endswith("/")}
+        if folders:
+            remote = [
+                Entry(e.key + "/", 0, e.mtime, e.etag)
+                if e.size == 0 and e.key in folders
+                else e
+                for e in (src if remote_src else dst)
+            ]
+            remote.sort(key=lambda e: engine_diff.sort_key(e.key))
+            src, dst = (remote, dst) if remote_src else (src, remote)
+        pairs = collisions(e.key for e in (*src, *dst))
+        if pairs:
+            # Case-fold / Unicode-normalisation twins would copy one and delete the other:
+            # neither is touched, and each pair fails as a KeyConflictError naming both.
+            for err in conflict_errors(pairs):
+                logger.error("%s: %s", what, err)
+                if failures is not None:
+                    failures.append(err)
+            twins = {k for pair in pairs for k in pair}
+            protected = [*protected, *twins]
+            src = [e for e in src if e.key not in twins]
+        only_in_sync = False
+        if delete and not src and dst and not two_way:
+            if base:
+                # An empty source may only remove what was last in sync with it.
+                only_in_sync = True
+            else:
+                # A source that lists nothing never empties the destination: an empty or
+                # mistyped source is far more often a mistake than an intent (aws-cli#1564).
+                logger.warning(
+                    "%s: the source is empty; not deleting anything at the destination", what
+                )
+                delete = False
+        patterns = list(exclude) + [anchored(k) for k in protected]
+        plan = engine_diff.plan(
+            src,
+            dst,
+            compare=make_compare(self.compare, exact_mtime=exact_mtime),
+            delete=delete,
+            exclude=Filter(patterns),
+            base=base,
+            direction=None if base is None else (Direction.DOWN if exact_mtime else Direction.UP),
+            two_way=two_way,
+        )
+        if only_in_sync and base is not None:
+            kept = tuple(a for a in plan.deletes if a.key in base)
+            plan = Plan(
+                plan.copies,
+                kept,
+                plan.conflicts,
+                plan.fallbacks,
+                plan.unchanged,
+                plan.adopted,
+                plan.kept,
+            )
+        if plan.fallbacks:
+            logger.info(
+                "%s: %d object(s) have multipart ETags; compared by size and mtime instead",
+                what,
+                len(plan.fallbacks),
+            )
+        return plan
+
+    # ------------------------------------------------------------------ registrations
+
+    def _check_local_overlap(self, path: Path, what: str, *, uploading: bool) -> None:
+        """Refuse a registration whose local folder overlaps one of this mirror's, when
+        either of the two uploads (see ``registry.py``)."""
+        others: list[tuple[str, Path, bool]] = [
+            (f"upload of {u.url}", u.local_path, True) for u in self._uploads.values()
+        ]
+        others += [(f"download of {d.url}", d.local_path, False) for d in self._downloads.values()]
+        for other_what, other_path, other_uploads in others:
+            if (uploading or other_uploads) and overlaps(path, other_path):
+                raise ConfigError(
+                    f"Conflict: {what} into {str(path)!r} overlaps {other_what} into "
+                    f"{str(other_path)!r}; local folders where one side uploads must not be "
+                    "equal or nested"
+                )
+
+    def _claim(self, path: Path, *, exclusive: bool, what: str) -> Claim | None:
+        """The cross-process lock of a registration; ``None`` (with a warning) when the
+        cache root cannot hold locks (read-only), in which case only this process is
+        checked."""
+        try:
+            return self.registry.claim(path, exclusive=exclusive, what=what)
+        except OSError as exc:
+            logger.warning(
+                "cannot lock %s across processes (cache root %s: %s); "
+                "overlapping registrations are only checked in this process",
+                path,
+                self.cache_root,
+                exc,
+            )
+            return None
+
+    @contextmanager
+    def _transfer_lock(self, path: Path) -> Iterator[None]:
+        try:
+            lock = self.registry.transfer_lock(path)
+            lock.__enter__()
+        except OSError:
+            yield
+            return
+        try:
+            yield
+        finally:
+            lock.__exit__(None, None, None)
+
+    def _base(self, name: str) -> dict[str, Synced]:
+        """The sync state of a registration (empty when states are off for this compare)."""
+        return self.state_store.load(name) if self.use_state else {}
+
+    def _recorder(self, name: str, root: Path) -> _Recorder:
+        return _Recorder(self.state_store, name, root, enabled=self.use_state)
+
+    def _conflict_path(self, url: S3URL, profile: Profile | None, key: str) -> Path:
+        """Where a version replaced by a two-way sync is kept: under the cache root's
+        metadata folder, never in the user's folder."""
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+        base = self.cache_root / META_DIR / "conflicts" / f"{stamp}-{os.getpid()}"
+        base = base / (profile.local_name if profile else "_") / url.bucket
+        parts = [p for p in url.prefix.split("/") if p] + key.split("/")
+        return base.joinpath(*parts)
+
+    # ------------------------------------------------------------------ download
+
+    def download(
+        self,
+        remote: str,
+        local: str | os.PathLike[str] | None,
+        delete: bool,
+        exclude: Sequence[str] | None,
+        profile: str | Profile | None,
+    ) -> Path:
+        self._require_open()
+        if not is_s3_url(remote):
+            check_local_path(remote)
+            effective_profile(None, profile, self.default_profile)
+            path = Path(remote).expanduser().resolve()
+            if not path.exists():
+                raise FileNotFoundError(f"local path does not exist: {str(path)!r}")
+            return path
+        url = parse_s3_url(remote)
+        p = effective_profile(url.profile, profile, self.default_profile)
+        local_path = self._local_path(url, local, p)
+        reg = _Download(url.normalized(), local_path, delete, tuple(exclude or ()), p)
+        regkey = (reg.url, p)
+        with self._lock:
+            existing = self._downloads.get(regkey)
+            if existing is not None:
+                if existing != reg:
+                    raise ConfigError(
+                        f"Download for '{reg.url}' already registered with different parameters"
+                    )
+            else:
+                self._check_conflicts(reg.url, p, self._uploads.values(), "download", "upload")
+                what = f"download of {reg.url}"
+                self._check_local_overlap(local_path, what, uploading=False)
+                reg.claim = self._claim(local_path, exclusive=False, what=what)
+                self._downloads[regkey] = reg
+        if existing is not None:
+            existing.ready.wait()
+            if existing.error is not None:
+                raise existing.error
+            return existing.local_path
+        try:
+            self._perform_download(url, reg, two_way=False, missing_ok=False, cache_folder=False)
+        except BaseException as exc:
+            reg.error = exc
+            with self._lock:
+                self._downloads.pop(regkey, None)
+            if reg.claim is not None:
+                self.registry.release(reg.claim)
+            raise
+        finally:
+            reg.ready.set()
+        return local_path
+
+    def _plan_download(
+        self,
+        client: S3Client,
+        url: S3URL,
+        target: Path,
+        *,
+        delete: bool,
+        exclude: Sequence[str],
+        what: str,
+        base: dict[str, Synced] | None = None,
+        two_way: bool = False,
+    ) -> tuple[RemoteScan, Walk, Plan | None]:
+        """Scan both sides of a download and plan it; the one planner behind
+        :meth:`download`, :meth:`sync` and :meth:`plan_download`, so a plan shows exactly
+        what a download would do. The plan is ``None`` for an exact object, or when nothing
+        is found remotely and nothing local was in sync with it."""
+        # Walk the local side while the remote side is listed (the two are independent).
+        walking = (
+            self.executor.submit(walk, target, follow_dir_links=False) if target.is_dir() else None
+        )
+        scan = self._scan_remote(client, url, exclude)
+        if scan.obj is not None or (not scan.found and not (two_way and base)):
+            return scan, Walk(), None
+        if target.exists() and not target.is_dir():
+            raise ConfigError(
+                f"local path {str(target)!r} is a file, but {url.normalized()} is a prefix "
+                "(a folder is expected)"
+            )
+        local = walking.result() if walking is not None else Walk()
+        dst = local.entries
+        if self.compare == "checksum":
+            dst = self._with_md5(dst, target)
+        plan = self._plan(
+            scan.entries,
+            dst,
+            exact_mtime=True,
+            delete=delete,
+            exclude=exclude,
+            protected=local.skipped,
+            what=what,
+            base=base,
+            two_way=two_way,
+            remote_src=True,
+            failures=scan.unsafe,
+        )
+        return scan, local, plan
+
+    def _object_changed(
+        self, obj: Entry, target: Path, base: Synced | None = None
+    ) -> tuple[bool, Entry | None]:
+        """Whether the local file ``target`` differs from the object ``obj`` (or is absent),
+        and the local entry when it is a file."""
+        if not target.is_file():
+            return True, None
+        st = target.stat()
+        mine = Entry(obj.key, st.st_size, st.st_mtime, None, stamp=_stamp(st))
+        if base is not None:
+            from ..engine.threeway import local_changed, remote_changed
+
+            return local_changed(mine, base) or remote_changed(obj, base), mine
+        if self.compare == "checksum":
+            mine = Entry(obj.key, st.st_size, st.st_mtime, file_md5(target), stamp=_stamp(st))
+        return make_compare(self.compare, exact_mtime=True).differs(obj, mine) is not None, mine
+
+    def _perform_download(
+        self, url: S3URL, reg: _Download, *, two_way: bool, missing_ok: bool, cache_folder: bool
+    ) -> None:
+        client = self.client(reg.profile)
+        target = reg.local_path
+        name = _state_name(reg.url, reg.profile, target)
+        with self._transfer_lock(target):
+            base = self._base(name)
+            rec = self._recorder(name, target)
+            scan, local, plan = self._plan_download(
+                client,
+                url,
+                target,
+                delete=reg.delete,
+                exclude=reg.exclude,
+                what=f"download {url.normalized()}",
+                base=base,
+                two_way=two_way,
+            )
+            if scan.obj is not None:
+                self._download_object(client, url, scan.obj, target, rec, base.get(""))
+                return
+            if plan is None:
+                if not missing_ok:
+                    raise RemoteNotFoundError(
+                        url.normalized() + ("/" if url.key.endswith("/") else "")
+                    )
+                if not cache_folder:
+                    ensure_cache_root(self.cache_root, target)
+                    target.mkdir(parents=True, exist_ok=True)
+                return
+            self._apply_download(client, url, scan, local, plan, reg, rec, two_way=two_way)
+            if not scan.found and cache_folder:
+                # The remote has nothing: a cache folder emptied by the deletes goes too,
+                # so the caller can create it (LeRobotDataset.create: mkdir(exist_ok=False)).
+                with contextlib.suppress(OSError):
+                    target.rmdir()
+
+    def _apply_download(
+        self,
+        client: S3Client,
+        url: S3URL,
+        scan: RemoteScan,
+        local: Walk,
+        plan: Plan,
+        reg: _Download,
+        rec: _Recorder,
+        *,
+        two_way: bool,
+    ) -> None:
+        target = reg.local_path
+        for a in plan.copies:
+            if a.reason is Reason.CONFLICT:
+                self._keep_local_version(url, reg.profile, target, a.key)
+        for a in plan.kept:
+            self._keep_remote_version(client, url, scan, reg.profile, a)
+        total = sum(a.src.size for a in plan.copies if a.src is not None)
+        progress = make_progress(self.show_progress, total, f"Downloading {url.normalized()}")
+        try:
+            if plan.copies or scan.found:
+                ensure_cache_root(self.cache_root, target)
+                target.mkdir(parents=True, exist_ok=True)
+            execute_download(
+                plan,
+                client=client,
+                bucket=url.bucket,
+                key_prefix=scan.key_prefix,
+                local_root=target,
+                executor=self.executor,
+                progress=progress,
+                delete=reg.delete,
+                window=self.max_workers * 2,
+                extra_failures=scan.unsafe,
+                config=self.transfer_config,
+                on_done=lambda e: rec.downloaded(e.key, e),
+            )
+            if local.temp_files:
+                n = remove_stale_temps(local, now=time.time())
+                if n:
+                    logger.info("removed %d stale temporary file(s) under %s", n, target)
+        finally:
+            progress.close()
+            rec.adopt(plan.adopted, local_is_src=False)
+            gone = [
+                a.key
+                for a in plan.deletes
+                if not os.path.lexists(target.joinpath(*a.key.rstrip("/").split("/")))
+            ]
+            rec.flush(forget=gone)
+
+    def _keep_local_version(
+        self, url: S3URL, profile: Profile | None, root: Path, key: str
+    ) -> None:
+        """Before a two-way sync overwrites a local change, keep it under the cache root."""
+        src = root.joinpath(*key.split("/"))
+        dest = self._conflict_path(url, profile, key)
+        dest.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            os.link(src, dest)  # the download replaces src by rename; the link keeps this one
+        except OSError:
+            import shutil
+
+            shutil.copy2(src, dest)
+        logger.warning(
+            "%s: the local version differs from the newer remote one and was replaced; "
+            "the local version is kept at %s",
+            src,
+            dest,
+        )
+
+    def _keep_remote_version(
+        self, client: S3Client, url: S3URL, scan: RemoteScan, profile: Profile | None, a: Action
+    ) -> None:
+        """Both sides changed and the local file is newer: it stays (and is uploaded); the
+        remote version it will replace is kept under the cache root."""
+        assert a.src is not None
+        dest = self._conflict_path(url, profile, a.key)
+        dest.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        download_object(
+            client,
+            url.bucket,
+            scan.key_prefix + a.key,
+            dest,
+            a.src,
+            executor=lambda: self.executor,
+            progress=make_progress(False, a.src.size, ""),
+            config=self.transfer_config,
+        )
+        logger.warning(
+            "s3://%s/%s%s and the local file both changed since the last sync; the newer "
+            "local file wins, the remote version is kept at %s",
+            url.bucket,
+            scan.key_prefix,
+            a.key,
+            dest,
+        )
+
+    def _download_object(
+        self,
+        client: S3Client,
+        url: S3URL,
+        obj: Entry,
+        target: Path,
+        rec: _Recorder,
+        base: Synced | None,
+    ) -> None:
+        if target.is_dir():
+            raise TransferError(
+                "Download",
+                [KeyConflictError(url.key, f"is an object but {str(target)!r} is a folder")],
+            )
+        changed, mine = self._object_changed(obj, target, base)
+        if not changed:
+            if base is None and mine is not None and mine.stamp is not None:
+                rec.put("", Synced(mine.stamp, obj.etag, obj.size, obj.mtime))
+                rec.flush()
+            return
+        ensure_cache_root(self.cache_root, target)
+        progress = make_progress(self.show_progress, obj.size, f"Downloading {url.normalized()}")
+        try:
+            download_object(
+                client,
+                url.bucket,
+                url.key,
+                target,
+                obj,
+                executor=lambda: self.executor,
+                progress=progress,
+                config=self.transfer_config,
+            )
+            rec.downloaded("", obj)
+        finally:
+            progress.close()
+            rec.flush()
+
+    # ------------------------------------------------------------------ upload
+
+    def upload(
+        self,
+        remote: str,
+        local: str | os.PathLike[str] | None,
+        interval: float | None,
+        delete: bool,
+        sync_on_error: bool,
+        exclude: Sequence[str] | None,
+        profile: str | Profile | None,
+        follow_symlinks: bool = False,
+        *,
+        claim: Claim | None = None,
+    ) -> Path:
+        self._require_open()
+        if not is_s3_url(remote):
+            check_local_path(remote)
+            effective_profile(None, profile, self.default_profile)
+            path = Path(remote).expanduser().resolve()
+            path.mkdir(parents=True, exist_ok=True)
+            return path
+        if interval is not None and not (isinstance(interval, (int, float)) and interval > 0):
+            raise ConfigError(f"interval must be > 0 seconds or None, got {interval!r}")
+        url = parse_s3_url(remote)
+        p = effective_profile(url.profile, profile, self.default_profile)
+        local_path = self._local_path(url, local, p)
+        reg = _Upload(
+            url.normalized(),
+            url,
+            local_path,
+            interval,
+            delete,
+            sync_on_error,
+            tuple(exclude or ()),
+            p,
+            follow_symlinks,
+        )
+        regkey = (reg.url, p)
+        with self._lock:
+            existing = self._uploads.get(regkey)
+            if existing is not None:
+                if existing != reg:
+                    raise ConfigError(
+                        f"Upload for '{reg.url}' already registered with different parameters"
+                    )
+                return existing.local_path
+            self._check_conflicts(reg.url, p, self._downloads.values(), "upload", "download")
+            self._check_conflicts(reg.url, p, self._uploads.values(), "upload", "upload")
+            what = f"upload of {reg.url}"
+            if claim is None:
+                self._check_local_overlap(local_path, what, uploading=True)
+                claim = self._claim(local_path, exclusive=True, what=what)
+            reg.claim = claim
+            if local is None:
+                # The cache folder is ours: create it so the caller can write into it.
+                ensure_cache_root(self.cache_root, local_path)
+                local_path.mkdir(parents=True, exist_ok=True)
+            self._uploads[regkey] = reg
+            if interval is not None:
+                self.scheduler.add(regkey, float(interval))
+                self._ensure_thread()
+        return local_path
+
+    def _check_conflicts(
+        self,
+        url: str,
+        profile: Profile | None,
+        others: Iterable[_Download | _Upload],
+        new_kind: str,
+        old_kind: str,
+    ) -> None:
+        for other in others:
+            if other.profile == profile and _conflict(url, other.url):
+                raise ConfigError(
+                    f"Conflict: {new_kind} '{url}' overlaps with {old_kind} '{other.url}'"
+                )
+
+    def _sync_upload(self, reg: _Upload, phase: policy.Phase) -> None:
+        """Upload the changes of one registration; deletes only in the final sync."""
+        root = reg.local_path
+        if not os.path.lexists(root):
+            # Nothing was ever written there (pos3: quietly nothing to upload).
+            logger.debug("upload %s: %s does not exist; nothing to upload", reg.url, root)
+            return
+        client = self.client(reg.profile)
+        url = reg.raw
+        key_prefix = url.prefix + "/" if url.prefix else ""
+        name = _state_name(reg.url, reg.profile, root)
+        rec = self._recorder(name, root)
+        if root.is_file():
+            self._upload_file(client, url, root, rec)
+            return
+        delete = reg.delete and policy.deletes_in(phase)
+        failures: list[Pos3liteError] = []  # plan-time: case-fold twins, local names
+        plan = self._plan_upload(
+            client,
+            url,
+            root,
+            delete=delete,
+            exclude=reg.exclude,
+            what=f"upload {reg.url}",
+            base=self._base(name),
+            follow_symlinks=reg.follow_symlinks,
+            folder_markers=reg.profile.folder_markers if reg.profile else True,
+            failures=failures,
+        )
+        total = sum(a.src.size for a in plan.copies if a.src is not None)
+        progress = make_progress(self.show_progress, total, f"Uploading {reg.url}")
+        try:
+            execute_upload(
+                plan,
+                client=client,
+                bucket=url.bucket,
+                key_prefix=key_prefix,
+                local_root=root,
+                executor=self.executor,
+                progress=progress,
+                delete=delete,
+                window=self.max_workers * 2,
+                limiter=self.limiter,
+                config=self.transfer_config,
+                extra_failures=failures,
+                on_done=rec.uploaded,
+            )
+            forget = [a.key for a in plan.deletes] if delete else []
+        finally:
+            progress.close()
+            rec.adopt(plan.adopted, local_is_src=True)
+        rec.flush(forget=forget)
+
+    def _plan_upload(
+        self,
+        client: S3Client,
+        url: S3URL,
+        root: Path,
+        *,
+        delete: bool,
+        exclude: Sequence[str],
+        what: str,
+        base: dict[str, Synced] | None = None,
+        follow_symlinks: bool = False,
+        folder_markers: bool = True,
+        failures: list[Pos3liteError] | None = None,
+    ) -> Plan:
+        """Scan both sides of an upload of the folder ``root`` and plan it; the one planner
+        behind upload syncs and :meth:`plan_upload`. Symlinks are skipped (and their keys
+        protected from deletes) unless ``follow_symlinks``. Keys that fail at plan time
+        (case-fold twins, local names S3 cannot hold) are appended to ``failures``;
+        ``folder_markers=False`` plans no markers."""
+        key_prefix = url.prefix + "/" if url.prefix else ""
+        max_key = 1024 - len(key_prefix.encode())  # S3's key limit, prefix included
+        # Overlaps with the remote listing.
+        walking = self.executor.submit(
+            walk, root, follow_symlinks=follow_symlinks, max_key_bytes=max_key
+        )
+        remote = self._scan_remote(client, S3URL(url.bucket, key_prefix, url.profile), exclude)
+        local = walking.result()
+        if failures is not None:
+            failures.extend(local.failures)
+        src = local.entries
+        if self.compare == "checksum":
+            src = self._with_md5(src, root)
+        twins: list[Pos3liteError] = []
+        plan = self._plan(
+            src,
+            remote.entries,
+            exact_mtime=False,
+            delete=delete,
+            exclude=exclude,
+            protected=local.skipped,
+            what=what,
+            base=base,
+            failures=twins,
+        )
+        if remote.unsafe and plan.deletes:
+            # Keys we refused to read make the remote listing incomplete for deleting.
+            plan = dataclasses.replace(plan, deletes=())
+        if not folder_markers:
+            copies = tuple(a for a in plan.copies if not a.key.endswith("/"))
+            plan = dataclasses.replace(plan, copies=copies)
+        if failures is not None:
+            failures.extend(twins)
+        return plan
+
+    def _upload_file(self, client: S3Client, url: S3URL, path: Path, rec: _Recorder) -> None:
+        """Upload one local file to the URL's key (an upload registered on a file path)."""
+        st = path.stat()
+        base = self._base(rec.name).get("")
+        if base is not None and _stamp(st) == base.local:
+            return
+        if base is None:
+            try:
+                info = client.head_object(url.bucket, url.prefix)
+            except NotFoundError:
+                info = None
+            if info is not None:
+                mine = Entry(path.name, st.st_size, st.st_mtime)
+                theirs = Entry(path.name, info.size, info.last_modified, info.etag)
+                if self.compare == "checksum":
+                    mine = Entry(path.name, st.st_size, st.st_mtime, file_md5(path))
+                if make_compare(self.compare, exact_mtime=False).differs(mine, theirs) is None:
+                    rec.put("", Synced(_stamp(st), info.etag, info.size, info.last_modified))
+                    rec.flush()
+                    return
+        progress = make_progress(self.show_progress, st.st_size, f"Uploading {url.normalized()}")
+        try:
+            etag = upload_file(
+                client,
+                url.bucket,
+                url.prefix,
+                path,
+                executor=lambda: self.executor,
+                progress=progress,
+                limiter=self.limiter,
+                config=self.transfer_config,
+            )
+            rec.uploaded("", Entry("", st.st_size, 0.0, etag), st)
+        finally:
+            progress.close()
+            rec.flush()
+
+    # ------------------------------------------------------------------ background + exit
+
+    def _ensure_thread(self) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(
+                target=self._background, name="pos3lite-sync", daemon=True
+            )
+            self._thread.start()
+        self._wake.set()
+
+    def _background(self) -> None:
+        """The one background thread: runs due ticks one at a time (never overlapping),
+        sleeping until the next is due; uploads only (see ``policy.deletes_in``)."""
+        while not self._stop.is_set():
+            with self._lock:
+                due = self.scheduler.due()
+                regs = [(k, self._uploads.get(k)) for k in due]  # type: ignore[call-overload]
+                nxt = self.scheduler.next_due()
+            for key, r in regs:
+                try:
+                    if r is None or self._stop.is_set():
+                        continue
+                    with self._sync_lock:
+                        if self._stop.is_set():
+                            continue
+                        self._sync_upload(r, policy.Phase.TICK)
+                except Exception as exc:
+                    # Logged and retried on the next tick; the final sync raises.
+                    logger.warning(
+                        "background upload of %s failed (retrying in %s s): %s",
+                        r.url if r is not None else key,
+                        r.interval if r is not None else "?",
+                        exc,
+                    )
+                finally:
+                    with self._lock:
+                        self.scheduler.done(key)
+            if regs:
+                continue
+            wait = TICK_SECONDS if nxt is None else max(0.0, nxt - time.monotonic())
+            self._wake.wait(min(wait, TICK_SECONDS))
+            self._wake.clear()
+
+    def flush(self, remote: str | None) -> None:
+        """Upload the pending changes of one registration (``remote``) or all, now."""
+        self._require_open()
+        with self._lock:
+            if remote is None:
+                regs = list(self._uploads.values())
+            else:
+                if not is_s3_url(remote):
+                    raise ConfigError(f"flush() needs an s3:// URL, got: {remote!r}")
+                url = parse_s3_url(remote)
+                regs = [r for r in self._uploads.values() if r.url == url.normalized()]
+                if not regs:
+                    raise ConfigError(f"flush(): no upload or sync is registered for {remote!r}")
+        failures: list[BaseException] = []
+        with self._sync_lock:
+            for r in regs:
+                try:
+                    self._sync_upload(r, policy.Phase.FLUSH)
+                except TransferError as exc:
+                    failures.extend(exc.failures)
+                except Exception as exc:
+                    failures.append(exc)
+        if failures:
+            raise TransferError("Upload", failures)
+
+    def _final_sync(self, exc: BaseException | None) -> None:
+        ending = policy.classify(exc)
+        with self._lock:
+            regs = list(self._uploads.values())
+        decision = policy.exit_plan(ending, [(r.url, r.sync_on_error) for r in regs])
+        for name in decision.skip:
+            logger.warning(
+                "not uploading %s: the mirror exited with %s and the registration has "
+                "sync_on_error=False",
+                name,
+                type(exc).__name__,
+            )
+        run = [r for r in regs if r.url in decision.run]
+        if not run:
+            return
+        failures: list[BaseException] = []
+        with self._sync_lock:
+            for r in run:
+                try:
+                    self._sync_upload(r, policy.Phase.FINAL)
+                except Exception as e:
+                    logger.error("final upload of %s failed: %s", r.url, e)
+                    failures.append(e)
+        if not failures or not decision.raise_failures:
+            return
+        if len(failures) == 1:
+            raise failures[0]
+        flat: list[BaseException] = []
+        for f in failures:
+            flat.extend(f.failures if isinstance(f, TransferError) else [f])
+        raise TransferError("Upload", flat)
+
+    # ------------------------------------------------------------------ sync, ls, plans
+
+    def sync(
+        self,
+        remote: str,
+        local: str | os.PathLike[str] | None,
+        interval: float | None,
+        delete_local: bool,
+        delete_remote: bool,
+        sync_on_error: bool,
+        exclude: Sequence[str] | None,
+        profile: str | Profile | None,
+        follow_symlinks: bool = False,
+    ) -> Path:
+        self._require_open()
+        if not is_s3_url(remote):
+            check_local_path(remote)
+            effective_profile(None, profile, self.default_profile)
+            return Path(remote).expanduser().resolve()
+        url = parse_s3_url(remote)
+        p = effective_profile(url.profile, profile, self.default_profile)
+        local_path = self._local_path(url, local, p)
+        norm = url.normalized()
+        with self._lock:
+            self._check_conflicts(norm, p, self._downloads.values(), "sync", "download")
+            self._check_conflicts(norm, p, self._uploads.values(), "sync", "upload")
+            what = f"sync of {norm}"
+            self._check_local_overlap(local_path, what, uploading=True)
+            claim = self._claim(local_path, exclusive=True, what=what)
+        try:
+            reg = _Download(norm, local_path, delete_local, tuple(exclude or ()), p)
+            self._perform_download(
+                url, reg, two_way=True, missing_ok=True, cache_folder=local is None
+            )
+            return self.upload(
+                remote,
+                local_path,
+                interval,
+                delete_remote,
+                sync_on_error,
+                exclude,
+                profile,
+                follow_symlinks,
+                claim=claim,
+            )
+        except BaseException:
+            if claim is not None:
+                self.registry.release(claim)
+            raise
+
+    def ls(self, prefix: str, recursive: bool, profile: str | Profile | None) -> list[str]:
+        self._require_open()
+        if not is_s3_url(prefix):
+            check_local_path(prefix)
+            effective_profile(None, profile, self.default_profile)
+            return _ls_local(prefix, recursive)
+        url = parse_s3_url(prefix)
+        client = self.client(effective_profile(url.profile, profile, self.default_profile))
+        key = url.key
+        denied: AccessDeniedError | None = None
+        if key and not key.endswith("/"):
+            try:
+                client.head_object(url.bucket, key)
+                return [f"s3://{url.bucket}/{key}"]
+            except NotFoundError:
+                key += "/"
+            except AccessDeniedError as exc:  # prefix-scoped policy: list key/ instead
+                denied = exc
+                key += "/"
+        out = []
+        for item in client.list_objects(url.bucket, key, delimiter=None if recursive else "/"):
+            name = item if isinstance(item, str) else item.key
+            if name == key:
+                continue
+            out.append(f"s3://{url.bucket}/{name}")
+        if denied is not None and not out:
+            raise denied
+        # S3 lists in UTF-8 byte order; compatible stores (SeaweedFS) may not.
+        out.sort(key=engine_diff.sort_key)
+        return out
+
+    def plan_download(
+        self,
+        remote: str,
+        local: str | os.PathLike[str] | None,
+        exclude: Sequence[str] | None,
+        profile: str | Profile | None,
+        delete: bool = True,
+    ) -> TransferPlan:
+        self._require_open()
+        if not is_s3_url(remote):
+            raise ConfigError(f"plan_download requires an s3:// URL, got: {remote!r}")
+        url = parse_s3_url(remote)
+        p = effective_profile(url.profile, profile, self.default_profile)
+        target = self._local_path(url, local, p)
+        base = self._base(_state_name(url.normalized(), p, target))
+        scan, _, plan = self._plan_download(
+            self.client(p),
+            url,
+            target,
+            delete=delete,
+            exclude=exclude or (),
+            what=f"plan {url.normalized()}",
+            base=base,
+        )
+        if scan.obj is not None:
+            changed, _ = self._object_changed(scan.obj, target, base.get(""))
+            pairs = [(f"s3://{url.bucket}/{url.key}", str(target))] if changed else []
+            return TransferPlan(pairs, [])
+        if plan is None:
+            raise RemoteNotFoundError(url.normalized())
+        copies = [
+            (f"s3://{url.bucket}/{scan.key_prefix}{a.key}", str(target.joinpath(*a.key.split("/"))))
+            for a in plan.copies
+            if not a.key.endswith("/")
+        ]
+        deletes = [
+            str(target.joinpath(*a.key.split("/"))) for a in plan.deletes if not a.key.endswith("/")
+        ]
+        return TransferPlan(copies, deletes)
+
+    def plan_sync(
+        self,
+        remote: str,
+        local: str | os.PathLike[str] | None,
+        exclude: Sequence[str] | None,
+        profile: str | Profile | None,
+        delete_local: bool = True,
+        delete_remote: bool = True,
+    ) -> tuple[TransferPlan, TransferPlan]:
+        """What :meth:`sync` followed by its final upload would do now: ``(download phase,
+        upload phase)``, each as a :class:`TransferPlan` (the CLI's ``sync --dry-run``)."""
+        self._require_open()
+        if not is_s3_url(remote):
+            raise ConfigError(f"plan_sync requires an s3:// URL, got: {remote!r}")
+        url = parse_s3_url(remote)
+        p = effective_profile(url.profile, profile, self.default_profile)
+        target = self._local_path(url, local, p)
+        client = self.client(p)
+        base = self._base(_state_name(url.normalized(), p, target))
+        scan, _, down = self._plan_download(
+            client,
+            url,
+            target,
+            delete=delete_local,
+            exclude=exclude or (),
+            what=f"plan {url.normalized()}",
+            base=base,
+            two_way=True,
+        )
+        if scan.obj is not None:
+            raise ConfigError(f"sync needs a prefix, {url.normalized()} is an object")
+        down = down or Plan()
+        key_prefix = url.prefix + "/" if url.prefix else ""
+
+        def rurl(key: str) -> str:
+            return f"s3://{url.bucket}/{key_prefix}{key}"
+
+        def lpath(key: str) -> str:
+            return str(target.joinpath(*key.split("/")))
+
+        fetched = {a.key for a in down.copies}
+        removed = {a.key for a in down.deletes}
+        files = [a for a in down.copies if not a.key.endswith("/")]
+        down_plan = TransferPlan(
+            [(rurl(a.key), lpath(a.key)) for a in files],
+            [lpath(a.key) for a in down.deletes if not a.key.endswith("/")],
+        )
+        if not target.is_dir():
+            return down_plan, TransferPlan([], [])
+        up = self._plan_upload(
+            client,
+            url,
+            target,
+            delete=delete_remote,
+            exclude=exclude or (),
+            what=f"plan {url.normalized()}",
+            base=base,
+        )
+        up_plan = TransferPlan(
+            [
+                (lpath(a.key), rurl(a.key))
+                for a in up.copies
+                if not a.key.endswith("/") and a.key not in fetched and a.key not in removed
+            ],
+            [rurl(a.key) for a in up.deletes if not a.key.endswith("/") and a.key not in fetched],
+        )
+        return down_plan, up_plan
+
+    def plan_upload(
+        self,
+        remote: str,
+        local: str | os.PathLike[str] | None,
+        exclude: Sequence[str] | None,
+        profile: str | Profile | None,
+        delete: bool = True,
+    ) -> TransferPlan:
+        self._require_open()
+        if not is_s3_url(remote):
+            raise ConfigError(f"plan_upload requires an s3:// URL, got: {remote!r}")
+        url = parse_s3_url(remote)
+        p = effective_profile(url.profile, profile, self.default_profile)
+        root = self._local_path(url, local, p)
+        if not root.exists():
+            raise FileNotFoundError(f"upload source does not exist: {str(root)!r}")
+        key_prefix = url.prefix + "/" if url.prefix else ""
+        plan = self._plan_upload(
+            self.client(p),
+            url,
+            root,
+            delete=delete,
+            exclude=exclude or (),
+            what=f"plan {url.normalized()}",
+            base=self._base(_state_name(url.normalized(), p, root)),
+            folder_markers=p.folder_markers if p else True,
+        )
+        copies = [
+            (str(root.joinpath(*a.key.split("/"))), f"s3://{url.bucket}/{key_prefix}{a.key}")
+            for a in plan.copies
+            if not a.key.endswith("/")
+        ]
+        deletes = [
+            f"s3://{url.bucket}/{key_prefix}{a.key}"
+            for a in plan.deletes
+            if not a.key.endswith("/")
+        ]
+        return TransferPlan(copies, deletes)
+
+
+def _ls_local(prefix: str, recursive: bool) -> list[str]:
+    display = Path(prefix).expanduser()
+    path = display.resolve()
+    if path.is_file():
+        return [str(display)]
+    if not path.is_dir():
+        return []
+    if recursive:
+        return [
+            str(display / e.key) + ("/" if e.key.endswith("/") else "") for e in walk(path).entries
+        ]
+    out = []
+    for child in sorted(path.iterdir(), key=lambda c: c.name.encode("utf-8", "surrogateescape")):
+        out.append(str(display / child.name) + ("/" if child.is_dir() else ""))
+    return out
+
+
+# ---------------------------------------------------------------------- process-wide state
+
+_ACTIVE: contextvars.ContextVar[_Mirror | None] = contextvars.ContextVar(
+    "pos3lite_active_mirror", default=None
+)
+_GLOBAL: _Mirror | None = None
+_GLOBAL_LOCK = threading.Lock()
+
+
+def _require_active() -> _Mirror:
+    m = _ACTIVE.get() or _GLOBAL
+    if m is None:
+        raise MirrorStateError("No active mirror context")
+    return m
+
+
+@contextmanager
+def mirror(
+    cache_root: str | os.PathLike[str] | None = None,
+    show_progress: bool = True,
+    max_workers: int = 10,
+    default_profile: str | Profile | None = None,
+    max_upload_bytes_per_second: float | None = None,
+    *,
+    compare: str = "size_mtime",
+    max_attempts: int = 5,
+    connect_timeout: float = 10.0,
+    read_timeout: float = 60.0,
+    payload_signing: str = "auto",
+    handle_sigterm: bool = True,
+) -> Iterator[None]:
+    """Open the mirror context (pos3-compatible); the context value is ``None``.
+
+    Args:
+        cache_root: folder for cached copies (``<cache_root>/<profile local_name or _>/
+            <bucket>/<key>``); ``None`` means ``$POS3LITE_CACHE_ROOT`` or
+            ``~/.cache/positronic/s3/`` (see :func:`default_cache_root`). Not created until
+            something is written.
+        show_progress: draw tqdm byte bars on stderr.
+        max_workers: worker threads (and pooled connections per endpoint), >= 1.
+        default_profile: a profile name or :class:`Profile` used when neither the URL nor
+            the call names one; resolved on entry.
+        max_upload_bytes_per_second: one cap (bytes/s) shared by every upload; ``None`` for
+            none. Downloads are not limited.
+        compare: change detection, ``"size_mtime"`` (default), ``"size"`` (pos3's) or
+            ``"checksum"`` (MD5 against single-part ETags).
+        max_attempts: attempts per request, first included (throttling, 5xx, resets,
+            timeouts, truncated bodies and checksum mismatches are retried with
+            exponential backoff and full jitter, capped at 20 s).
+        connect_timeout: seconds to open a connection.
+        read_timeout: seconds a socket may stay silent mid-request (an idle timeout, not a
+            deadline: a slow transfer that keeps moving never times out).
+        payload_signing: ``"auto"`` signs each body's SHA-256 over plain HTTP and sends
+            ``UNSIGNED-PAYLOAD`` over HTTPS; ``"signed"`` / ``"unsigned"`` force one way
+            (cost: one SHA-256 pass over every uploaded byte, see benchmarks/RESULTS.md).
+        handle_sigterm: while the mirror is active in the main thread and SIGTERM has its
+            default action, SIGTERM raises ``SystemExit(143)`` so the final sync runs (a
+            Kubernetes stop); the previous handler is restored on exit. ``False`` opts out.
+
+    Exit: a normal end, ``KeyboardInterrupt`` and any ``SystemExit`` upload every
+    registration (as pos3); an ``Exception`` uploads only ``sync_on_error=True`` ones and
+    names each skipped one in a WARNING (see ``pos3lite/mirror/policy.py``).
+
+    Raises:
+        MirrorStateError: another mirror is active in this process.
+        ProfileError: ``default_profile`` names an unknown profile.
+        ValueError: ``max_workers < 1``, a bad rate or an unknown ``compare``.
+        TransferError: on a clean exit, when the final upload sync fails.
+    """
+    if not isinstance(max_workers, int) or max_workers < 1:
+        raise ConfigError(f"max_workers must be an int >= 1, got {max_workers!r}")
+    make_compare(compare, exact_mtime=True)  # validates the name
+    if not isinstance(max_attempts, int) or max_attempts < 1:
+        raise ConfigError(f"max_attempts must be an int >= 1, got {max_attempts!r}")
+    if payload_signing not in ("auto", "signed", "unsigned"):
+        raise ConfigError(
+            f"payload_signing must be auto, signed or unsigned, got {payload_signing!r}"
+        )
+    if not (connect_timeout > 0 and read_timeout > 0):
+        raise ConfigError(
+            f"timeouts must be > 0 seconds, got connect={connect_timeout!r} read={read_timeout!r}"
+        )
+    limiter = (
+        ByteRateLimiter(max_upload_bytes_per_second)
+        if max_upload_bytes_per_second is not None
+        else None
+    )
+    default = resolve_profile(default_profile)
+    root = default_cache_root() if cache_root is None else Path(cache_root).expanduser().resolve()
+    global _GLOBAL
+    with _GLOBAL_LOCK:
+        if _GLOBAL is not None:
+            raise MirrorStateError("Mirror already active")
+        m = _Mirror(
+            cache_root=root,
+            show_progress=show_progress,
+            max_workers=max_workers,
+            default_profile=default,
+            limiter=limiter,
+            compare=compare,
+            max_attempts=max_attempts,
+            timeout=(connect_timeout, read_timeout),
+            payload_signing=payload_signing,
+        )
+        m.start()
+        _GLOBAL = m
+    token = _ACTIVE.set(m)
+    previous = _install_sigterm(handle_sigterm)
+    body_exc: BaseException | None = None
+    try:
+        yield None
+    except BaseException as exc:
+        body_exc = exc
+        raise
+    finally:
+        try:
+            m.stop(body_exc)
+        finally:
+            _restore_sigterm(previous)
+            with _GLOBAL_LOCK:
+                _GLOBAL = None
+            try:
+                _ACTIVE.reset(token)
+            except ValueError:  # exited in another context; the global is already cleared
+                _ACTIVE.set(None)
+
+
+_NOT_INSTALLED = object()
+
+
+def _on_sigterm(signum: int, frame: object) -> None:
+    raise SystemExit(policy.SIGTERM_EXIT_CODE)
+
+
+def _install_sigterm(wanted: bool) -> object:
+    """Install the SIGTERM handler if the policy says so; return the previous handler, or
+    ``_NOT_INSTALLED``."""
+    import signal
+
+    main = threading.current_thread() is threading.main_thread()
+    current = signal.getsignal(signal.SIGTERM) if main else None
+    if not policy.handles_sigterm(
+        wanted=wanted, main_thread=main, default_handler=current is signal.SIG_DFL
+    ):
+        return _NOT_INSTALLED
+    return signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def _restore_sigterm(previous: object) -> None:
+    if previous is _NOT_INSTALLED:
+        return
+    import signal
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGTERM, previous)  # type: ignore[arg-type]
+
+
+def _after_fork_in_child() -> None:
+    """``os.register_at_fork`` hook: the child gets fresh locks and pools, and never
+    uploads the parent's registrations."""
+    global _GLOBAL_LOCK
+    _GLOBAL_LOCK = threading.Lock()
+    m = _GLOBAL
+    if m is not None and m.state is State.OPENED:
+        m.after_fork_in_child()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def with_mirror(
+    cache_root: str | os.PathLike[str] | None = None,
+    show_progress: bool = True,
+    max_workers: int = 10,
+    default_profile: str | Profile | None = None,
+    max_upload_bytes_per_second: float | None = None,
+    *,
+    compare: str = "size_mtime",
+    max_attempts: int = 5,
+    connect_timeout: float = 10.0,
+    read_timeout: float = 60.0,
+    payload_signing: str = "auto",
+    handle_sigterm: bool = True,
+) -> Callable[[Callable[P, R]], Callable[P, R]]:
+    """Decorator form of :func:`mirror`: each call of the function runs in a fresh mirror.
+
+    Takes the same arguments as :func:`mirror`; returns a decorator that passes the wrapped
+    function's return value through.
+    """
+
+    def decorate(fn: Callable[P, R]) -> Callable[P, R]:
+        @functools.wraps(fn)
+        def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+            with mirror(
+                cache_root,
+                show_progress,
+                max_workers,
+                default_profile,
+                max_upload_bytes_per_second,
+                compare=compare,
+                max_attempts=max_attempts,
+                connect_timeout=connect_timeout,
+                read_timeout=read_timeout,
+                payload_signing=payload_signing,
+                handle_sigterm=handle_sigterm,
+            ):
+                return fn(*args, **kwargs)
+
+        return wrapper
+
+    return decorate
+
+
+def download(
+    remote: str,
+    local: str | os.PathLike[str] | None = None,
+    delete: bool = True,
+    exclude: Sequence[str] | None = None,
+    profile: str | Profile | None = None,
+) -> Path:
+    """Mirror ``remote`` to a local folder (or file) now and return its local path.
+
+    Args:
+        remote: ``s3://[profile@]bucket/key`` (an object, or a prefix; a trailing ``/``
+            forces a prefix). A local path is returned resolved, untouched.
+        local: destination path; default ``<cache_root>/<profile>/<bucket>/<key>``.
+        delete: remove local files that are not in S3 (only after every copy succeeded).
+        exclude: glob patterns excluded on both sides (never copied, never deleted).
+        profile: profile name or :class:`Profile` (the URL's ``profile@`` wins).
+
+    Returns:
+        The local path (a folder for a prefix, a file for an object).
+
+    Raises:
+        RemoteNotFoundError: no object and no key under the prefix (nothing is deleted).
+        FileNotFoundError: a local ``remote`` path that does not exist.
+        TransferError: some files failed (each listed in ``.failures``); no local deletes ran.
+        S3Error, TransportError, CredentialsError: listing failed.
+        ConfigError: bad URL, unknown profile, conflicting registration.
+        MirrorStateError: no active mirror.
+    """
+    return _require_active().download(remote, local, delete, exclude, profile)
+
+
+def upload(
+    remote: str,
+    local: str | os.PathLike[str] | None = None,
+    interval: float | None = 300,
+    delete: bool = True,
+    sync_on_error: bool = False,
+    exclude: Sequence[str] | None = None,
+    profile: str | Profile | None = None,
+    *,
+    follow_symlinks: bool = False,
+) -> Path:
+    """Register a local folder to be mirrored to ``remote``; return the local path.
+
+    Nothing is sent at call time. With ``interval`` (seconds) a background thread uploads
+    about 1 s after registration, then ``interval`` seconds after the end of each upload
+    (uploads only: remote deletes wait for the exit); the mirror's exit uploads once more
+    (see the exit policy in :func:`mirror`). With ``local=None`` the cache folder is created
+    so the caller can write into it. A folder that does not exist at exit uploads nothing.
+    Only files that changed since the last upload (the sync state) are sent.
+
+    Args:
+        follow_symlinks: upload what symlinks point to (loops are detected); by default
+            symlinks are skipped (logged at INFO) and their remote keys never deleted.
+
+    Raises:
+        ConfigError: bad URL, unknown profile, conflicting registration (also a local folder
+            equal to or nested with another registration's, in this or another process).
+        MirrorStateError: no active mirror.
+        TransferError: never here; the final sync raises it at context exit.
+    """
+    return _require_active().upload(
+        remote, local, interval, delete, sync_on_error, exclude, profile, follow_symlinks
+    )
+
+
+def sync(
+    remote: str,
+    local: str | os.PathLike[str] | None = None,
+    interval: float | None = 300,
+    delete_local: bool = True,
+    delete_remote: bool = True,
+    sync_on_error: bool = False,
+    exclude: Sequence[str] | None = None,
+    profile: str | Profile | None = None,
+    *,
+    follow_symlinks: bool = False,
+) -> Path:
+    """Bring the local folder up to date with ``remote`` now (three-way, from the sync
+    state), then register it for upload; return the local folder.
+
+    The download phase keeps local changes: a file changed or created locally is never
+    overwritten or deleted (the upload sends it); a file deleted remotely and unchanged
+    locally is deleted locally; when both sides changed, the newer wins and the other
+    version is kept under ``<cache_root>/.pos3lite/conflicts/``, named in a WARNING.
+    A remote prefix that does not exist yet is not an error: with ``local=None`` no folder
+    is created (the caller may ``mkdir(exist_ok=False)`` it); with an explicit ``local``
+    the folder is created empty. ``follow_symlinks`` as in :func:`upload`. Raises as
+    :func:`download` and :func:`upload`.
+    """
+    return _require_active().sync(
+        remote,
+        local,
+        interval,
+        delete_local,
+        delete_remote,
+        sync_on_error,
+        exclude,
+        profile,
+        follow_symlinks,
+    )
+
+
+def flush(remote: str | None = None) -> None:
+    """Upload the pending changes of one registration now and return when they are on S3.
+
+    For a checkpoint save or the end of an episode. Uploads only: remote deletes still wait
+    for the mirror's exit (as background ticks).
+
+    Args:
+        remote: the ``s3://`` URL of an ``upload``/``sync`` registration; ``None`` for all.
+
+    Raises:
+        TransferError: some files failed (each in ``.failures``).
+        ConfigError: ``remote`` is not registered for upload.
+        MirrorStateError: no active mirror.
+    """
+    _require_active().flush(remote)
+
+
+def ls(prefix: str, recursive: bool = False, profile: str | Profile | None = None) -> list[str]:
+    """List an ``s3://`` prefix or a local folder.
+
+    Returns ``s3://bucket/key`` strings (never with the profile) or local paths, in key
+    order; sub-prefixes (non-recursive) and folders end with ``/``. An exact object or a
+    local file lists as itself; a missing prefix gives ``[]``.
+    """
+    return _require_active().ls(prefix, recursive, profile)
+
+
+def plan_download(
+    remote: str,
+    local: str | os.PathLike[str] | None = None,
+    exclude: Sequence[str] | None = None,
+    profile: str | Profile | None = None,
+) -> TransferPlan:
+    """What :func:`download` with ``delete=True`` would do, without doing it.
+
+    Raises ConfigError for a non-S3 URL, RemoteNotFoundError when nothing is at the URL.
+    """
+    return _require_active().plan_download(remote, local, exclude, profile)
+
+
+def plan_upload(
+    remote: str,
+    local: str | os.PathLike[str] | None = None,
+    exclude: Sequence[str] | None = None,
+    profile: str | Profile | None = None,
+) -> TransferPlan:
+    """What an upload sync with ``delete=True`` would do now, without doing it.
+
+    Raises ConfigError for a non-S3 URL, FileNotFoundError for a missing local source.
+    """
+    return _require_active().plan_upload(remote, local, exclude, profile)
+
+
+def _rebind_public_name() -> None:
+    """Importing this package binds it as ``pos3lite.mirror``; put the function back."""
+    import sys
+
+    parent = sys.modules.get("pos3lite")
+    if parent is not None:
+        parent.mirror = mirror  # type: ignore[attr-defined]
+
+
+_rebind_public_name()

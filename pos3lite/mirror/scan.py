@@ -1,0 +1,97 @@
+"""Scans: the remote listing and the local walk, as sorted Entry streams for the engine.
+
+Rules: S3 lists in UTF-8 byte order and compatible stores may not, so remote entries are
+sorted by :func:`~pos3lite.engine.diff.sort_key`; a key that would escape the destination is
+refused here (logged, collected in ``RemoteScan.unsafe``) and never reaches the engine; the
+local side is :func:`pos3lite.localfs.walk`, whose skipped keys become :func:`anchored`
+exclude patterns so they are never deleted.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from ..engine import diff as engine_diff
+from ..engine.model import Entry
+from ..engine.filters import Filter
+from ..errors import AccessDeniedError, NotFoundError, Pos3liteError, UnsafeKeyError
+from ..urls import S3URL, check_relative_key
+
+if TYPE_CHECKING:
+    from ..s3.client import S3Client
+
+__all__ = ["RemoteScan", "anchored", "scan_remote"]
+
+logger = logging.getLogger("pos3lite")
+
+
+@dataclass
+class RemoteScan:
+    """A complete remote listing: either one exact object or the entries under a prefix."""
+
+    key_prefix: str
+    obj: Entry | None = None
+    entries: list[Entry] = field(default_factory=list)
+    # Refused keys (UnsafeKeyError) and keys colliding under case folding or Unicode
+    # normalisation (KeyConflictError): each fails only itself.
+    unsafe: list[Pos3liteError] = field(default_factory=list)
+    found: bool = False
+
+
+def anchored(key: str) -> str:
+    """An exclude pattern matching exactly ``key`` (glob metacharacters escaped)."""
+    out = []
+    for ch in key.rstrip("/"):
+        out.append(f"[{ch}]" if ch in "*?[" else ch)
+    return "/" + "".join(out)
+
+
+def scan_remote(client: S3Client, url: S3URL, exclude: Sequence[str] = ()) -> RemoteScan:
+    """List what is at ``url``: one exact object (HEAD, for a key not ending in ``/``) or the
+    entries under the prefix, sorted by the engine's sort key, unsafe keys refused and
+    collected (they make the listing incomplete for deletes) unless ``exclude`` matches them.
+
+    A HEAD denied by a prefix-scoped policy (403 on the bare prefix) lists ``key/`` instead;
+    the HEAD's error is raised only if that listing finds nothing."""
+    key = url.key
+    denied: AccessDeniedError | None = None
+    if key and not key.endswith("/"):
+        try:
+            info = client.head_object(url.bucket, key)
+        except NotFoundError:
+            pass
+        except AccessDeniedError as exc:
+            # A listing error (SignatureDoesNotMatch for a wrong secret) is raised with its
+            # own code; an empty listing re-raises this one.
+            denied = exc
+        else:
+            name = key.rsplit("/", 1)[-1]
+            obj = Entry(name, info.size, info.last_modified, info.etag)
+            return RemoteScan(key_prefix=key, obj=obj, found=True)
+        key += "/"
+    scan = RemoteScan(key_prefix=key)
+    skip = Filter(list(exclude))
+    for item in client.list_objects(url.bucket, key):
+        assert not isinstance(item, str)
+        scan.found = True
+        rel = item.key[len(key) :]
+        if not rel:
+            continue  # the prefix's own directory marker
+        try:
+            check_relative_key(rel[:-1] if rel.endswith("/") else rel)
+        except UnsafeKeyError as exc:
+            if skip and skip.excluded(rel):
+                continue  # excluded: never read, never written, never deleted
+            logger.error("refusing key %r under %s: %s", item.key, url.normalized(), exc)
+            scan.unsafe.append(UnsafeKeyError(item.key, exc.reason))
+            continue
+        size = 0 if rel.endswith("/") else item.size
+        scan.entries.append(Entry(rel, size, item.last_modified, item.etag))
+    if denied is not None and not scan.found:
+        raise denied
+    # S3 lists in UTF-8 byte order; compatible stores may not. The engine needs it.
+    scan.entries.sort(key=lambda e: engine_diff.sort_key(e.key))
+    return scan

@@ -1,0 +1,239 @@
+"""The sync state: what was last in sync, per registration and key (sqlite3, WAL mode).
+
+Rules:
+
+* One database per cache root, ``<cache_root>/.pos3lite/state.sqlite3``: the cache root's own
+  metadata folder (profile folder names cannot start with ``.``), never the user's folder.
+* A registration is ``(profile local_name, normalised s3:// URL, resolved local folder)``;
+  a download, an upload and a sync of the same URL into the same folder share it, so what
+  one transferred the others know.
+* A row holds the local file's stamp ``(size, st_mtime_ns, st_ino, st_ctime_ns)`` and the
+  object's ``(ETag, size, LastModified)`` at the last successful transfer or verification.
+  Keys are stored as UTF-8 bytes (``surrogateescape`` for undecodable local names), so the
+  table's order is the engine's :func:`~pos3lite.engine.diff.sort_key` order.
+* Crash safety is sqlite's: WAL journal, one transaction per batch of changes. A damaged or
+  unreadable database is moved aside (``.corrupt-<time>``) and replaced by an empty one:
+  a lost state costs extra transfers (the no-state rules apply), never data.
+* Concurrent processes are sqlite's business (file locks, ``busy_timeout``); threads share one
+  connection under a lock. Updates touch only the changed keys.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
+from typing import TypeVar
+
+from ..engine.model import Synced
+
+__all__ = ["META_DIR", "STATE_FILE", "SyncState", "registration_name"]
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+#: The cache root's metadata folder.
+META_DIR = ".pos3lite"
+#: The database file inside :data:`META_DIR`.
+STATE_FILE = "state.sqlite3"
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS registrations (
+    id INTEGER PRIMARY KEY,
+    name TEXT NOT NULL UNIQUE
+);
+CREATE TABLE IF NOT EXISTS entries (
+    reg INTEGER NOT NULL,
+    key BLOB NOT NULL,
+    lsize INTEGER NOT NULL,
+    lmtime_ns INTEGER NOT NULL,
+    lino INTEGER NOT NULL,
+    lctime_ns INTEGER NOT NULL,
+    etag TEXT,
+    rsize INTEGER NOT NULL,
+    rmtime REAL NOT NULL,
+    PRIMARY KEY (reg, key)
+) WITHOUT ROWID;
+"""
+
+
+def registration_name(profile_name: str, url: str, local: Path) -> str:
+    """The registration's identity: ``<profile>\\0<url>\\0<local folder>``."""
+    return f"{profile_name}\0{url}\0{os.fsdecode(local)}"
+
+
+def _kb(key: str) -> bytes:
+    return key.encode("utf-8", "surrogateescape")
+
+
+class SyncState:
+    """The sync state of one cache root (see the module rules).
+
+    Args:
+        cache_root: the mirror's cache root; the metadata folder is created ``0700``.
+
+    Opening is lazy (first use), so a mirror that never transfers creates nothing.
+    """
+
+    def __init__(self, cache_root: Path) -> None:
+        self.path = cache_root / META_DIR / STATE_FILE
+        self._lock = threading.Lock()
+        self._db: sqlite3.Connection | None = None
+        self._ids: dict[str, int] = {}
+
+    # ----------------------------------------------------------------- connection
+
+    def _open(self) -> sqlite3.Connection:
+        if self._db is not None:
+            return self._db
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        try:
+            db = self._connect()
+        except sqlite3.DatabaseError as exc:
+            self._set_aside(exc)
+            db = self._connect()
+        self._db = db
+        return db
+
+    def _connect(self) -> sqlite3.Connection:
+        db = sqlite3.connect(self.path, timeout=30.0, check_same_thread=False, isolation_level=None)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=NORMAL")
+            db.executescript(_SCHEMA)
+            db.execute("SELECT count(*) FROM registrations").fetchone()
+        except BaseException:
+            db.close()
+            raise
+        return db
+
+    def _set_aside(self, exc: BaseException) -> None:
+        aside = self.path.with_name(f"{STATE_FILE}.corrupt-{int(time.time())}")
+        logger.warning(
+            "sync state %s is unreadable (%s); moved to %s and starting afresh "
+            "(files will be compared without a state once)",
+            self.path,
+            exc,
+            aside,
+        )
+        for suffix in ("", "-wal", "-shm"):
+            with contextlib.suppress(OSError):
+                os.replace(str(self.path) + suffix, str(aside) + suffix)
+
+    def _reg_id(self, db: sqlite3.Connection, name: str, *, create: bool = True) -> int | None:
+        found = self._ids.get(name)
+        if found is not None:
+            return found
+        row = db.execute("SELECT id FROM registrations WHERE name = ?", (name,)).fetchone()
+        if row is None:
+            if not create:
+                # Reads never write: a write would make the last connection's close
+                # checkpoint (and fsync) the database on every no-op resync.
+                return None
+            db.execute("INSERT OR IGNORE INTO registrations(name) VALUES (?)", (name,))
+            row = db.execute("SELECT id FROM registrations WHERE name = ?", (name,)).fetchone()
+        self._ids[name] = int(row[0])
+        return int(row[0])
+
+    def _guard(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn(db)``; a damaged database is set aside once and the call retried."""
+        with self._lock:
+            try:
+                return fn(self._open())
+            except sqlite3.DatabaseError as exc:
+                if isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc):
+                    raise
+                self.close_locked()
+                self._set_aside(exc)
+                return fn(self._open())
+
+    # ----------------------------------------------------------------- API
+
+    def load(self, reg: str) -> dict[str, Synced]:
+        """Every record of registration ``reg``, by key (empty when there is none).
+
+        Reading creates nothing: without a database file the state is empty."""
+        if self._db is None and not self.path.exists():
+            return {}
+
+        def run(db: sqlite3.Connection) -> dict[str, Synced]:
+            rid = self._reg_id(db, reg, create=False)
+            if rid is None:
+                return {}
+            rows = db.execute(
+                "SELECT key, lsize, lmtime_ns, lino, lctime_ns, etag, rsize, rmtime "
+                "FROM entries WHERE reg = ?",
+                (rid,),
+            )
+            return {
+                key.decode("utf-8", "surrogateescape"): Synced((ls, lm, li, lc), etag, rs, rm)
+                for key, ls, lm, li, lc, etag, rs, rm in rows
+            }
+
+        try:
+            return self._guard(run)
+        except (sqlite3.Error, OSError) as exc:
+            logger.warning("could not read the sync state %s: %s", self.path, exc)
+            return {}
+
+    def update(
+        self, reg: str, put: Iterable[tuple[str, Synced]], forget: Iterable[str] = ()
+    ) -> None:
+        """Record ``put`` (key, record) pairs and drop the ``forget`` keys, in one transaction.
+
+        A failure to write is logged, not raised: the transfer itself succeeded, and a
+        missing record costs a comparison without a state next time.
+        """
+        puts = [
+            (_kb(k), s.local[0], s.local[1], s.local[2], s.local[3], s.etag, s.size, s.mtime)
+            for k, s in put
+        ]
+        drops = [(_kb(k),) for k in forget]
+        if not puts and not drops:
+            return
+
+        def run(db: sqlite3.Connection) -> None:
+            rid = self._reg_id(db, reg)
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                db.executemany(
+                    "INSERT OR REPLACE INTO entries VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    [(rid, *row) for row in puts],
+                )
+                db.executemany(
+                    "DELETE FROM entries WHERE reg = ? AND key = ?", [(rid, *d) for d in drops]
+                )
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+            db.execute("COMMIT")
+
+        try:
+            self._guard(run)
+        except (sqlite3.Error, OSError) as exc:
+            logger.warning("could not write the sync state %s: %s", self.path, exc)
+
+    def close_locked(self) -> None:
+        if self._db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self._db.close()
+        self._db = None
+        self._ids.clear()
+
+    def close(self) -> None:
+        """Close the connection (reopened on next use)."""
+        with self._lock:
+            self.close_locked()
+
+    def forget_connection(self) -> None:
+        """After ``fork()``: drop the parent's connection without touching it (sqlite
+        connections must not cross a fork) and rebuild the lock."""
+        self._db = None
+        self._ids = {}
+        self._lock = threading.Lock()
