@@ -53,6 +53,7 @@ from ..errors import (
     TransportError,
 )
 from ..transport.base import Body, Request, Response, Transport
+from . import listscan
 from . import xml as s3xml
 from .retry import Retry
 from .xml import ObjectInfo
@@ -402,15 +403,16 @@ class S3Client:
             peeked = s3xml.peek_continuation_token(body)
             # A consumer that stops early leaves the helper to finish and its page unused.
             ahead = _Prefetch(fetch, peeked) if peeked else None
-            page = s3xml.parse_list_objects_v2(body)
+            page = listscan.scan_list_objects_v2(body)  # MalformedListingError if garbled
+            objects = [ObjectInfo(*entry) for entry in page.entries]
             if delimiter:
-                merged: list[tuple[str, ObjectInfo | str]] = [(o.key, o) for o in page.objects]
+                merged: list[tuple[str, ObjectInfo | str]] = [(o.key, o) for o in objects]
                 merged += [(p, p) for p in page.common_prefixes]
                 merged.sort(key=lambda item: item[0].encode("utf-8"))
                 for _, item in merged:
                     yield item
             else:
-                yield from page.objects
+                yield from objects
             if page.next_token is None:
                 return
             if ahead is not None and page.next_token == peeked:

@@ -25,6 +25,7 @@ PURE = [
     "engine/filters.py",
     "auth/sigv4.py",
     "s3/xml.py",
+    "s3/listscan.py",
     "transport/base.py",
 ]
 FORBIDDEN_IN_PURE = {"os", "socket", "threading", "time", "urllib3", "tqdm", "subprocess"}

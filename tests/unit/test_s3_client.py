@@ -173,6 +173,7 @@ def page(keys: list[str], token: str | None = None, prefixes: tuple[str, ...] = 
     nxt = f"<NextContinuationToken>{token}</NextContinuationToken>" if token else ""
     return (
         '<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+        "<EncodingType>url</EncodingType>"  # the keys are encoded, so the page says so
         f"<IsTruncated>{trunc}</IsTruncated>{nxt}{items}{cps}</ListBucketResult>"
     ).encode()
 
