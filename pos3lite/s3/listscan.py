@@ -113,21 +113,43 @@ _END = re.compile(_WS + r"</ListBucketResult>" + _WS + r"\Z")
 # character class: a regex alternation here would cost more than the whole scan.
 _FORBIDDEN = bytes([*range(0x09), 0x0B, 0x0C, 0x0D, *range(0x0E, 0x20)])
 _NONCHARS = (b"\xef\xbf\xbe", b"\xef\xbf\xbf")  # U+FFFE, U+FFFF in UTF-8
-_ODD_MARKUP = ("]]>", "<!", "&#")
+_ODD_MARKUP = ("]]>", "<!")
 _PREDEFINED = ("&lt;", "&gt;", "&amp;", "&quot;", "&apos;")
-_ENTITY = re.compile(r"&(lt|gt|amp|quot|apos);")
+# Character references: Go's encoding/xml (SeaweedFS, MinIO) writes '"' as "&#34;".
+_CHARREF = re.compile(r"&#(?:([0-9]+)|x([0-9a-fA-F]+));")
+_ENTITY = re.compile(r"&(?:(lt|gt|amp|quot|apos)|#([0-9]+)|#x([0-9a-fA-F]+));")
 _ENTITIES = {"lt": "<", "gt": ">", "amp": "&", "quot": '"', "apos": "'"}
+
+
+def _xml_char(code: int) -> bool:
+    """XML 1.0 section 2.2, production [2] Char."""
+    return (
+        code in (0x9, 0xA, 0xD)
+        or 0x20 <= code <= 0xD7FF
+        or 0xE000 <= code <= 0xFFFD
+        or 0x10000 <= code <= 0x10FFFF
+    )
+
+
+def _entity(m: re.Match[str]) -> str:
+    name, dec, hexa = m.groups()
+    if name is not None:
+        return _ENTITIES[name]
+    return chr(int(dec) if dec is not None else int(hexa, 16))  # checked in _scan_strict
 _ENCODING = re.compile(r"\A\ufeff?<\?xml[^>]*encoding=[\"']([^\"']*)[\"']")
 
 
 def _unescape(text: str) -> str:
-    return _ENTITY.sub(lambda m: _ENTITIES[m.group(1)], text) if "&" in text else text
+    return _ENTITY.sub(_entity, text) if "&" in text else text
 
 
 def _etag(raw: str) -> str:
-    # S3 sends the ETag quoted, as &quot;...&quot;: slice it without a regex when it is.
+    # S3 sends the ETag quoted as &quot;...&quot;, Go servers as &#34;...&#34;: slice it
+    # without a regex when it is.
     if raw.startswith("&quot;") and raw.endswith("&quot;") and "&" not in raw[6:-6]:
         return raw[6:-6]
+    if raw.startswith("&#34;") and raw.endswith("&#34;") and "&" not in raw[5:-5]:
+        return raw[5:-5]
     return _unescape(raw).strip('"')
 
 
@@ -150,8 +172,17 @@ def _scan_strict(body: bytes, keep_etag: bool) -> ScannedPage:
     if text.count("<?") > text.startswith(("<?xml", "\ufeff<?xml")):
         raise _Fallback
     amps = text.count("&")
-    if amps and amps != sum(text.count(e) for e in _PREDEFINED):
-        raise _Fallback  # a bare "&" (not well-formed) or another entity: expat decides
+    if amps:
+        refs = set(_CHARREF.findall(text)) if "&#" in text else set()
+        for dec, hexa in refs:
+            code = int(dec) if dec else int(hexa, 16)
+            if code > 0x10FFFF or not _xml_char(code):
+                raise _Fallback  # not well-formed: expat says so
+        count = sum(text.count(e) for e in _PREDEFINED)
+        if refs:
+            count += len(_CHARREF.findall(text))
+        if amps != count:
+            raise _Fallback  # a bare "&" (not well-formed) or another entity: expat decides
     m = _PROLOG.match(text)
     if m is None:
         raise _Fallback
