@@ -136,6 +136,8 @@ def _entity(m: re.Match[str]) -> str:
     if name is not None:
         return _ENTITIES[name]
     return chr(int(dec) if dec is not None else int(hexa, 16))  # checked in _scan_strict
+
+
 _ENCODING = re.compile(r"\A\ufeff?<\?xml[^>]*encoding=[\"']([^\"']*)[\"']")
 
 
