@@ -39,7 +39,8 @@ def listing() -> bytes:
         for i, (k, v) in enumerate(sorted(KEYS.items(), key=lambda kv: kv[0].encode()))
     )
     return (
-        f"<ListBucketResult><IsTruncated>false</IsTruncated>{items}</ListBucketResult>"
+        "<ListBucketResult><EncodingType>url</EncodingType>"  # the keys are encoded
+        f"<IsTruncated>false</IsTruncated>{items}</ListBucketResult>"
     ).encode()
 
 
