@@ -609,6 +609,47 @@ class S3Client:
         with _FileSlice(path, offset, length, on_bytes) as body:
             return self._put_slice("PUT", bucket, key, query, body, None)
 
+    def upload_part_bytes(
+        self,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        part_number: int,
+        data: bytes,
+        *,
+        on_bytes: ByteCallback | None = None,
+    ) -> str:
+        """UploadPart from bytes already in memory (read once from the file by the caller):
+        Content-MD5 and, over plain HTTP, the SHA-256 payload hash are computed once over
+        ``data``, which is then sent as is. Returns the part's ETag (no quotes). Raises
+        S3Error or TransportError after the retries."""
+        query = [("partNumber", str(part_number)), ("uploadId", upload_id)]
+        headers = {
+            "content-length": str(len(data)),
+            "content-md5": base64.b64encode(
+                hashlib.md5(data, usedforsecurity=False).digest()
+            ).decode("ascii"),
+        }
+        sha = hashlib.sha256(data).hexdigest() if self._sign_payload else None
+        reported = [0]
+
+        def once() -> str:
+            with self.send(
+                "PUT", bucket, key, query=query, headers=headers, body=data, payload_hash=sha
+            ) as resp:
+                resp.read()
+                if on_bytes is not None:
+                    on_bytes(len(data))
+                    reported[0] = len(data)
+                return resp.headers.get("etag", "").strip('"')
+
+        def rewind() -> None:
+            if on_bytes is not None and reported[0]:
+                on_bytes(-reported[0])
+            reported[0] = 0
+
+        return self._attempts(once, rewind)
+
     def complete_multipart_upload(
         self, bucket: str, key: str, upload_id: str, parts: Sequence[tuple[int, str]]
     ) -> str:
