@@ -8,7 +8,8 @@ Usage (from the repository, with the test extra installed: ``weed`` and boto3)::
 Starts its own SeaweedFS on 127.0.0.1, seeds N objects with boto3 (untimed), then runs
 ``download`` (into an emptied folder) and ``upload`` (to a fresh prefix) through the public
 mirror API, each in a fresh process of *this* interpreter (so it measures the pos3lite this
-interpreter imports: the working tree in the project's venv), 10 workers, interleaved.
+interpreter imports: the working tree in the project's venv, or ``--commits``), 10 workers
+(``--workers``), interleaved.
 Reports median CPU (user + sys, ``os.wait4``) per object in ms, and wall time. With
 ``--profile`` one extra download runs under py-spy (``pip install py-spy``; all threads, unlike
 cProfile) and the functions with the most samples are printed.
@@ -35,8 +36,8 @@ sys.path.insert(0, str(REPO))
 
 DRIVER = """
 import sys, pos3lite
-op, url, local = sys.argv[1:4]
-with pos3lite.mirror(max_workers=10, show_progress=False):
+op, url, local, workers = sys.argv[1:5]
+with pos3lite.mirror(max_workers=int(workers), show_progress=False):
     if op == "down":
         pos3lite.download(url, local=local)
     else:
@@ -76,7 +77,7 @@ def profile(out: Path, scratch: Path, dest: Path, env: dict[str, str]) -> None:
         "-o",
         str(out),
     ]
-    run([*cmd, "--", sys.executable, str(drv), "down", "s3://bench/small/", str(dest)], env)
+    run([*cmd, "--", sys.executable, str(drv), "down", "s3://bench/small/", str(dest), "10"], env)
     own: dict[str, int] = {}
     incl: dict[str, int] = {}
     total = 0
@@ -103,6 +104,13 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=2000)
     ap.add_argument("--size", type=int, default=16 * 1024)
     ap.add_argument("--profile", type=Path, default=None)
+    ap.add_argument(
+        "--workers",
+        type=int,
+        default=10,
+        help="max_workers of the mirror; 1 measures the request path without thread "
+        "hand-offs and GIL contention (steadier on a loaded machine)",
+    )
     ap.add_argument(
         "--commits",
         default="",
@@ -172,10 +180,13 @@ def main() -> None:
                 dest.mkdir()
                 cmd = [sys.executable, "-c", DRIVER]
                 results.setdefault((label, "download"), []).append(
-                    run([*cmd, "down", "s3://bench/small/", str(dest)], tree_env)
+                    run([*cmd, "down", "s3://bench/small/", str(dest), str(args.workers)], tree_env)
                 )
                 results.setdefault((label, "upload"), []).append(
-                    run([*cmd, "up", f"s3://bench/up{r}-{i}/", str(src)], tree_env)
+                    run(
+                        [*cmd, "up", f"s3://bench/up{r}-{i}/", str(src), str(args.workers)],
+                        tree_env,
+                    )
                 )
         n = args.n
         load1 = os.getloadavg()
@@ -187,7 +198,7 @@ def main() -> None:
             wall = statistics.median(w for w, _ in runs)
             cpu = statistics.median(c for _, c in runs)
             print(
-                f"{label} {name}: CPU {cpu * 1000 / n:.3f} ms/object (median {cpu:.2f} s), "
+                f"{label} {name}: CPU {cpu * 1000 / n:.3f} ms/object (median {cpu:.2f} s, {args.workers} workers), "
                 f"wall {wall:.2f} s; runs CPU s: {', '.join(f'{c:.2f}' for _, c in runs)}"
             )
         if args.profile is not None:
