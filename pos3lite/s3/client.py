@@ -535,6 +535,18 @@ class S3Client:
         OSError.
         """
         size = os.stat(path).st_size
+        if size <= _PRELOAD_MAX:
+            # Small: read once, hash the bytes and send them in one write (no second read,
+            # no 8 KiB streaming through http.client).
+            with open(path, "rb", buffering=0) as f:
+                data = f.read(size)
+                while len(data) < size:
+                    more = f.read(size - len(data))
+                    if not more:
+                        raise OSError(f"file shrank while reading it: {os.fsdecode(path)!r}")
+                    data += more
+            ctype = content_type or "application/octet-stream"
+            return self._put_bytes(bucket, key, [], data, ctype, on_bytes)
         with _FileSlice(path, 0, size, on_bytes) as body:
             return self._put_slice("PUT", bucket, key, [], body, content_type)
 
@@ -624,12 +636,25 @@ class S3Client:
         ``data``, which is then sent as is. Returns the part's ETag (no quotes). Raises
         S3Error or TransportError after the retries."""
         query = [("partNumber", str(part_number)), ("uploadId", upload_id)]
+        return self._put_bytes(bucket, key, query, data, None, on_bytes)
+
+    def _put_bytes(
+        self,
+        bucket: str,
+        key: str,
+        query: list[tuple[str, str]],
+        data: bytes,
+        content_type: str | None,
+        on_bytes: ByteCallback | None,
+    ) -> str:
         headers = {
             "content-length": str(len(data)),
             "content-md5": base64.b64encode(
                 hashlib.md5(data, usedforsecurity=False).digest()
             ).decode("ascii"),
         }
+        if content_type is not None:
+            headers["content-type"] = content_type
         sha = hashlib.sha256(data).hexdigest() if self._sign_payload else None
         reported = [0]
 
@@ -783,7 +808,7 @@ class _Prefetch:
 def _md5_etag(etag: str, resp: Response) -> bool:
     """True if ``etag`` is the MD5 of the object's bytes: 32 hex digits (single-part) and
     no SSE-KMS or SSE-C, whose ETags are not MD5s ("Checking object integrity", S3 guide)."""
-    if len(etag) != 32 or any(c not in "0123456789abcdefABCDEF" for c in etag):
+    if len(etag) != 32 or etag.strip("0123456789abcdefABCDEF"):
         return False
     return not _encrypted(resp)
 
