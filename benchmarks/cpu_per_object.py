@@ -47,7 +47,7 @@ with pos3lite.mirror(max_workers=int(workers), show_progress=False):
 
 def run(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
     t0 = time.perf_counter()
-    p = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL)
+    p = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, cwd=tempfile.gettempdir())
     _, status, ru = os.wait4(p.pid, 0)
     p.returncode = os.waitstatus_to_exitcode(status)
     if p.returncode:
@@ -178,7 +178,8 @@ def main() -> None:
                 tree_env = {**env, "PYTHONPATH": path} if path else env
                 shutil.rmtree(dest, ignore_errors=True)
                 dest.mkdir()
-                cmd = [sys.executable, "-c", DRIVER]
+                # -P: the tree on PYTHONPATH, not the checkout in the cwd, is imported
+                cmd = [sys.executable, "-P", "-c", DRIVER]
                 results.setdefault((label, "download"), []).append(
                     run([*cmd, "down", "s3://bench/small/", str(dest), str(args.workers)], tree_env)
                 )

@@ -67,7 +67,9 @@ for k in keys:
     client.put_object_from_file("bench", k, src.name)
 t2 = time.process_time()
 os.unlink(src.name)
-print(json.dumps({"get_us": (t1 - t0) * 1e6 / n, "put_us": (t2 - t1) * 1e6 / n}))
+import pos3lite
+print(json.dumps({"get_us": (t1 - t0) * 1e6 / n, "put_us": (t2 - t1) * 1e6 / n,
+                  "module": pos3lite.__file__}))
 """
 
 
@@ -97,14 +99,17 @@ def main() -> None:
             order = order[r % len(order) :] + order[: r % len(order)]
             for rev, path in order:
                 env = {**os.environ, "PYTHONPATH": str(path)}
+                # -P and a neutral cwd: the tree on PYTHONPATH, not the checkout, is imported
                 out = subprocess.run(
-                    [sys.executable, "-c", CODE, str(args.n)],
+                    [sys.executable, "-P", "-c", CODE, str(args.n)],
                     env=env,
+                    cwd=str(scratch),
                     check=True,
                     capture_output=True,
                     text=True,
                 ).stdout
                 results[rev].append(json.loads(out))
+                assert results[rev][-1]["module"].startswith(str(path)), results[rev][-1]
         load1 = os.getloadavg()[0]
         print(
             f"n={args.n} requests of 16 KiB per round, {args.repeats} interleaved rounds, "
