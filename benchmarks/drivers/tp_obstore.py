@@ -20,7 +20,10 @@ store = S3Store(
     secret_access_key=os.environ["AWS_SECRET_ACCESS_KEY"],
     region=os.environ["AWS_REGION"],
     virtual_hosted_style_request=False,
-    client_options={"allow_http": endpoint.startswith("http://"), "pool_max_idle_per_host": workers},
+    client_options={
+        "allow_http": "true" if endpoint.startswith("http://") else "false",
+        "pool_max_idle_per_host": str(workers),
+    },
 )
 prefix = prefix.rstrip("/") + "/"
 PART = 8 << 20
