@@ -15,6 +15,9 @@ measures the pos3lite that interpreter imports, through the public API only:
 * ``plan_download`` ``pos3lite.plan_download("s3://bench/data/", local=<empty folder>)``;
 * ``stream``        ``pos3lite.s3.listing.list_entries`` over the same pages, entries
   counted and dropped: the floor a streamed scan can reach (no mirror);
+* ``stream_split``  the same with ``list_entries_split`` (one listing per ``data/dNNNNN/``
+  folder, 8 at once); with ``--wan-ms 20`` (every response 20 ms late, through
+  ``wan_proxy.py``) this shows what concurrent listing buys under latency;
 * ``baseline``      import, open and close a mirror, list nothing: subtracted from the
   others' CPU before dividing by N.
 
@@ -76,6 +79,17 @@ with ThreadPoolExecutor(2) as pool:
 print(n)
 """,
 }
+# The same streamed listing, split on "/" and 8 sub-prefixes listed at once.
+DRIVERS["stream_split"] = (
+    DRIVERS["stream"]
+    .replace("list_entries,", "list_entries_split,")
+    .replace("import list_entries", "import list_entries_split")
+    .replace("ThreadPoolExecutor(2)", "ThreadPoolExecutor(10)")
+    .replace(
+        'list_entries(client, "bench", "data/", executor=pool, etag=False)',
+        'list_entries_split(client, "bench", "data/", executor=pool, window=8, etag=False)',
+    )
+)
 
 
 def key(i: int) -> str:
@@ -87,7 +101,7 @@ def page(n: int, prefix: str, start: int, max_keys: int) -> bytes:
     prefix of it holds any)."""
     if not PREFIX.startswith(prefix) and not prefix.startswith(PREFIX):
         n = 0
-    end = min(n, start + max_keys)
+    end = min(n, start + max_keys)  # n: one past the last index under ``prefix``
     items = "".join(
         f"<Contents><Key>{key(i)}</Key><LastModified>{LAST_MODIFIED}</LastModified>"
         f"<ETag>&quot;{i:032x}&quot;</ETag><Size>{1024 + i % 1000}</Size>"
@@ -102,6 +116,25 @@ def page(n: int, prefix: str, start: int, max_keys: int) -> bytes:
         f"<Name>{BUCKET}</Name><Prefix>{prefix}</Prefix><KeyCount>{end - start}</KeyCount>"
         f"<MaxKeys>{max_keys}</MaxKeys><EncodingType>url</EncodingType>"
         f"<IsTruncated>{'true' if more else 'false'}</IsTruncated>{token}{items}"
+        "</ListBucketResult>"
+    ).encode()
+
+
+def folders(n: int, start: int, max_keys: int) -> bytes:
+    """The delimiter ``/`` listing of ``data/``: one common prefix per folder."""
+    count = -(-n // PER_FOLDER)
+    end = min(count, start + max_keys)
+    cps = "".join(
+        f"<CommonPrefixes><Prefix>{PREFIX}d{f:05d}/</Prefix></CommonPrefixes>"
+        for f in range(start, end)
+    )
+    more = end < count
+    token = f"<NextContinuationToken>{end}</NextContinuationToken>" if more else ""
+    return (
+        '<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
+        f"<Name>{BUCKET}</Name><Prefix>{PREFIX}</Prefix><Delimiter>/</Delimiter>"
+        "<EncodingType>url</EncodingType>"
+        f"<IsTruncated>{'true' if more else 'false'}</IsTruncated>{token}{cps}"
         "</ListBucketResult>"
     ).encode()
 
@@ -132,7 +165,15 @@ def serve(n: int) -> None:
                 self._send(501, body)
                 return
             start = int(q.get("continuation-token") or 0)
-            self._send(200, page(n, q.get("prefix", ""), start, int(q.get("max-keys", 1000))))
+            prefix, max_keys = q.get("prefix", ""), int(q.get("max-keys", 1000))
+            if q.get("delimiter") == "/" and prefix == PREFIX:
+                self._send(200, folders(n, start, max_keys))
+                return
+            lo, hi = 0, n
+            if prefix.startswith(PREFIX + "d") and prefix.endswith("/"):  # one folder
+                folder = int(prefix[len(PREFIX) + 1 : -1])
+                lo, hi = folder * PER_FOLDER, min(n, (folder + 1) * PER_FOLDER)
+            self._send(200, page(hi, prefix, max(start, lo), max_keys))
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
@@ -149,9 +190,11 @@ def parse_count(text: str) -> int:
 def measure(cmd: list[str], env: dict[str, str]) -> tuple[float, float, int, str]:
     """(wall s, CPU s, peak RSS KiB, stdout) of one fresh process."""
     rss_file = tempfile.mktemp(prefix="scale-rss-")  # noqa: S306 - GNU time writes it
-    full = ["/usr/bin/time", "-f", "%M", "-o", rss_file, *cmd] if os.access(
-        "/usr/bin/time", os.X_OK
-    ) else cmd
+    full = (
+        ["/usr/bin/time", "-f", "%M", "-o", rss_file, *cmd]
+        if os.access("/usr/bin/time", os.X_OK)
+        else cmd
+    )
     t0 = time.perf_counter()
     p = subprocess.Popen(full, env=env, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL)
     out = p.stdout.read().decode() if p.stdout else ""
@@ -173,6 +216,12 @@ def main() -> None:
     ap.add_argument("--sizes", default="100k,1M,5M")
     ap.add_argument("--runs", type=int, default=1)
     ap.add_argument("--scenarios", default="ls,plan_download,stream")
+    ap.add_argument(
+        "--wan-ms",
+        type=float,
+        default=0.0,
+        help="put wan_proxy.py (every response this many ms late) before the server",
+    )
     ap.add_argument("--serve", type=int, default=0, help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.serve:
@@ -200,12 +249,22 @@ def main() -> None:
     print("|---|---|---|---|---|---|---|")
     try:
         for n in [parse_count(s) for s in args.sizes.split(",") if s]:
+            proxy = None
             server = subprocess.Popen(
                 [sys.executable, __file__, "--serve", str(n)], stdout=subprocess.PIPE, text=True
             )
             try:
                 line = server.stdout.readline() if server.stdout else ""
-                env["AWS_ENDPOINT_URL_S3"] = f"http://127.0.0.1:{line.split()[1]}"
+                port = line.split()[1]
+                if args.wan_ms:
+                    proxy = subprocess.Popen(
+                        [sys.executable, str(Path(__file__).with_name("wan_proxy.py")),
+                         "--target", f"127.0.0.1:{port}", "--delay-ms", str(args.wan_ms)],
+                        stdout=subprocess.PIPE, text=True,
+                    )  # fmt: skip
+                    line = proxy.stdout.readline() if proxy.stdout else ""
+                    port = line.split()[1]
+                env["AWS_ENDPOINT_URL_S3"] = f"http://127.0.0.1:{port}"
                 base_cpu = base_rss = 0.0
                 for sc in scenarios:
                     runs = []
@@ -213,9 +272,7 @@ def main() -> None:
                         local = scratch / "empty"
                         shutil.rmtree(local, ignore_errors=True)
                         local.mkdir()
-                        runs.append(
-                            measure([sys.executable, "-c", DRIVERS[sc], str(local)], env)
-                        )
+                        runs.append(measure([sys.executable, "-c", DRIVERS[sc], str(local)], env))
                         if sc != "baseline" and int(runs[-1][3] or 0) != n:
                             raise SystemExit(f"{sc} saw {runs[-1][3]} objects, not {n}")
                     wall = statistics.median(r[0] for r in runs)
@@ -233,6 +290,9 @@ def main() -> None:
                         flush=True,
                     )
             finally:
+                if proxy is not None:
+                    proxy.terminate()
+                    proxy.wait(timeout=10)
                 server.terminate()
                 server.wait(timeout=10)
     finally:
