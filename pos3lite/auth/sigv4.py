@@ -299,9 +299,7 @@ def _amz_date(timestamp: datetime) -> str:
     """``YYYYMMDD'T'HHMMSS'Z'`` (ISO 8601 basic format, UTC)."""
     t = _utc(timestamp)
     # Formatted by hand: strftime costs several times more, and this runs twice a request.
-    return (
-        f"{t.year:04d}{t.month:02d}{t.day:02d}T{t.hour:02d}{t.minute:02d}{t.second:02d}Z"
-    )
+    return f"{t.year:04d}{t.month:02d}{t.day:02d}T{t.hour:02d}{t.minute:02d}{t.second:02d}Z"
 
 
 def _sha256_hex(data: bytes) -> str:
