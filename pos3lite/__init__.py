@@ -19,14 +19,23 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import (
     AccessDeniedError,
+    AlreadyExistsError,
+    CertificateError,
+    ChecksumMismatchError,
+    ConditionalWritesUnsupportedError,
     ConfigError,
+    ConnectError,
     CredentialsError,
+    InvalidManifestError,
     InvalidURLError,
     KeyConflictError,
+    LockLostError,
     MirrorStateError,
     NotFoundError,
     Pos3liteError,
+    PreconditionFailedError,
     ProfileError,
+    ReadTimeoutError,
     RemoteNotFoundError,
     S3Error,
     TransferError,
@@ -35,6 +44,7 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
+    from ._lock import Lock
     from ._mirror import (
         TransferPlan,
         download,
@@ -45,6 +55,26 @@ if TYPE_CHECKING:
         sync,
         upload,
         with_mirror,
+    )
+    from .objects import (
+        Client,
+        DeleteReport,
+        ObjectInfo,
+        ObjectReader,
+        PutResult,
+        check_conditional_writes,
+        copy,
+        delete,
+        delete_many,
+        exists,
+        get,
+        get_bytes,
+        head,
+        list_objects,
+        lock,
+        open,
+        presign,
+        put,
     )
     from .profiles import Profile, register_profile
 
@@ -62,6 +92,26 @@ _LAZY = {
     "with_mirror": "._mirror",
     "Profile": ".profiles",
     "register_profile": ".profiles",
+    # The object API and the lease lock (issue 10).
+    "Client": ".objects",
+    "DeleteReport": ".objects",
+    "ObjectInfo": ".objects",
+    "ObjectReader": ".objects",
+    "PutResult": ".objects",
+    "check_conditional_writes": ".objects",
+    "copy": ".objects",
+    "delete": ".objects",
+    "delete_many": ".objects",
+    "exists": ".objects",
+    "get": ".objects",
+    "get_bytes": ".objects",
+    "head": ".objects",
+    "list_objects": ".objects",
+    "open": ".objects",
+    "presign": ".objects",
+    "put": ".objects",
+    "Lock": "._lock",
+    "lock": ".objects",
 }
 
 
@@ -77,22 +127,39 @@ def __getattr__(name: str) -> Any:
 
 
 def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+    # Public names only: not the helpers this module imports for itself (``Any``,
+    # ``TYPE_CHECKING``, ``annotations``) nor submodules loaded as a side effect.
+    return sorted(set(__all__) | set(_LAZY))
 
 
 __version__ = "0.1.0"
 
 __all__ = [
     "AccessDeniedError",
+    "AlreadyExistsError",
+    "CertificateError",
+    "ChecksumMismatchError",
+    "Client",
+    "ConditionalWritesUnsupportedError",
     "ConfigError",
+    "ConnectError",
     "CredentialsError",
+    "DeleteReport",
+    "InvalidManifestError",
     "InvalidURLError",
     "KeyConflictError",
+    "Lock",
+    "LockLostError",
     "MirrorStateError",
     "NotFoundError",
+    "ObjectInfo",
+    "ObjectReader",
     "Pos3liteError",
+    "PreconditionFailedError",
     "Profile",
     "ProfileError",
+    "PutResult",
+    "ReadTimeoutError",
     "RemoteNotFoundError",
     "S3Error",
     "TransferError",
@@ -100,11 +167,24 @@ __all__ = [
     "TransportError",
     "UnsafeKeyError",
     "__version__",
+    "check_conditional_writes",
+    "copy",
+    "delete",
+    "delete_many",
     "download",
+    "exists",
+    "get",
+    "get_bytes",
+    "head",
+    "list_objects",
+    "lock",
     "ls",
     "mirror",
+    "open",
     "plan_download",
     "plan_upload",
+    "presign",
+    "put",
     "register_profile",
     "sync",
     "upload",

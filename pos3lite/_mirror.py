@@ -46,14 +46,17 @@ from .engine.compare import make_compare
 from .engine.filters import Filter
 from .engine.model import Entry, Plan
 from .errors import (
+    AccessDeniedError,
     ConfigError,
     KeyConflictError,
     MirrorStateError,
     NotFoundError,
+    Pos3liteError,
     RemoteNotFoundError,
     TransferError,
     UnsafeKeyError,
 )
+from .keys import collisions, conflict_errors
 from .localfs import Walk, file_md5, remove_stale_temps, walk
 from .profiles import Profile, effective_profile, resolve_profile
 from .progress import make_progress
@@ -171,7 +174,9 @@ class _RemoteScan:
     key_prefix: str
     obj: Entry | None = None
     entries: list[Entry] = field(default_factory=list)
-    unsafe: list[UnsafeKeyError] = field(default_factory=list)
+    # Refused keys (UnsafeKeyError) and keys colliding under case folding or Unicode
+    # normalisation (KeyConflictError): each fails only itself.
+    unsafe: list[Pos3liteError] = field(default_factory=list)
     found: bool = False
 
 
@@ -277,6 +282,7 @@ class _Mirror:
                 addressing_style=profile.addressing_style if profile else "auto",
                 retry=Retry(max_attempts=self.max_attempts),
                 payload_signing=self.payload_signing,
+                verify_etag=profile.verify_etag if profile else "auto",
             )
             self._clients[profile] = made
             return made
@@ -306,19 +312,28 @@ class _Mirror:
 
     # ------------------------------------------------------------------ scanning
 
-    def _scan_remote(self, client: S3Client, url: S3URL) -> _RemoteScan:
+    def _scan_remote(
+        self, client: S3Client, url: S3URL, exclude: Sequence[str] = ()
+    ) -> _RemoteScan:
         key = url.key
+        denied: AccessDeniedError | None = None
         if key and not key.endswith("/"):
             try:
                 info = client.head_object(url.bucket, key)
             except NotFoundError:
                 pass
+            except AccessDeniedError as exc:
+                # A prefix-scoped policy denies HEAD on the bare prefix: list key/ instead,
+                # and re-raise this error only if nothing comes back (a listing error, e.g.
+                # SignatureDoesNotMatch for a wrong secret, is raised with its own code).
+                denied = exc
             else:
                 name = key.rsplit("/", 1)[-1]
                 obj = Entry(name, info.size, info.last_modified, info.etag)
                 return _RemoteScan(key_prefix=key, obj=obj, found=True)
             key += "/"
         scan = _RemoteScan(key_prefix=key)
+        skip = Filter(list(exclude))
         for item in client.list_objects(url.bucket, key):
             assert not isinstance(item, str)
             scan.found = True
@@ -328,11 +343,15 @@ class _Mirror:
             try:
                 check_relative_key(rel[:-1] if rel.endswith("/") else rel)
             except UnsafeKeyError as exc:
+                if skip and skip.excluded(rel):
+                    continue  # excluded: never read, never written, never deleted
                 logger.error("refusing key %r under %s: %s", item.key, url.normalized(), exc)
                 scan.unsafe.append(UnsafeKeyError(item.key, exc.reason))
                 continue
             size = 0 if rel.endswith("/") else item.size
             scan.entries.append(Entry(rel, size, item.last_modified, item.etag))
+        if denied is not None and not scan.found:
+            raise denied
         # S3 lists in UTF-8 byte order; compatible stores may not. The engine needs it.
         scan.entries.sort(key=lambda e: engine_diff.sort_key(e.key))
         return scan
@@ -359,7 +378,33 @@ class _Mirror:
         exclude: Sequence[str],
         protected: Sequence[str] = (),
         what: str,
+        remote_src: bool = False,
+        failures: list[Pos3liteError] | None = None,
     ) -> Plan:
+        # A 0-byte object "x" where the local side has the folder "x/" is that folder's
+        # marker as servers that store "x/" as a file (rclone) list it.
+        local = dst if remote_src else src
+        folders = {e.key[:-1] for e in local if e.key.endswith("/")}
+        if folders:
+            remote = [
+                Entry(e.key + "/", 0, e.mtime, e.etag)
+                if e.size == 0 and e.key in folders
+                else e
+                for e in (src if remote_src else dst)
+            ]
+            remote.sort(key=lambda e: engine_diff.sort_key(e.key))
+            src, dst = (remote, dst) if remote_src else (src, remote)
+        pairs = collisions(e.key for e in (*src, *dst))
+        if pairs:
+            # Case-fold / Unicode-normalisation twins would copy one and delete the other:
+            # neither is touched, and each pair fails as a KeyConflictError naming both.
+            for err in conflict_errors(pairs):
+                logger.error("%s: %s", what, err)
+                if failures is not None:
+                    failures.append(err)
+            twins = {k for pair in pairs for k in pair}
+            protected = [*protected, *twins]
+            src = [e for e in src if e.key not in twins]
         if delete and not src and dst:
             # A source that lists nothing never empties the destination: an empty or
             # mistyped source is far more often a mistake than an intent (aws-cli#1564).
@@ -451,7 +496,7 @@ class _Mirror:
         walking = (
             self.executor.submit(walk, target, follow_dir_links=False) if target.is_dir() else None
         )
-        scan = self._scan_remote(client, url)
+        scan = self._scan_remote(client, url, exclude)
         if scan.obj is not None or not scan.found:
             return scan, Walk(), None
         if target.exists() and not target.is_dir():
@@ -471,6 +516,8 @@ class _Mirror:
             exclude=exclude,
             protected=local.skipped,
             what=what,
+            remote_src=True,
+            failures=scan.unsafe,
         )
         return scan, local, plan
 
@@ -627,8 +674,16 @@ class _Mirror:
         if root.is_file():
             self._upload_file(client, url, root)
             return
+        failures: list[Pos3liteError] = []
         plan = self._plan_upload(
-            client, url, root, delete=reg.delete, exclude=reg.exclude, what=f"upload {reg.url}"
+            client,
+            url,
+            root,
+            delete=reg.delete,
+            exclude=reg.exclude,
+            what=f"upload {reg.url}",
+            folder_markers=reg.profile.folder_markers if reg.profile else True,
+            failures=failures,
         )
         total = sum(a.src.size for a in plan.copies if a.src is not None)
         progress = make_progress(self.show_progress, total, f"Uploading {reg.url}")
@@ -645,6 +700,7 @@ class _Mirror:
                 window=self.max_workers * 2,
                 limiter=self.limiter,
                 config=self.transfer_config,
+                extra_failures=failures,
             )
         finally:
             progress.close()
@@ -658,16 +714,20 @@ class _Mirror:
         delete: bool,
         exclude: Sequence[str],
         what: str,
+        folder_markers: bool = True,
+        failures: list[Pos3liteError] | None = None,
     ) -> Plan:
         """Scan both sides of an upload of the folder ``root`` and plan it; the one planner
-        behind upload syncs and :meth:`plan_upload`."""
+        behind upload syncs and :meth:`plan_upload`. Keys that fail at plan time (case-fold
+        twins) are appended to ``failures``; ``folder_markers=False`` plans no markers."""
         key_prefix = url.prefix + "/" if url.prefix else ""
         walking = self.executor.submit(walk, root)  # overlaps with the remote listing
-        remote = self._scan_remote(client, S3URL(url.bucket, key_prefix, url.profile))
+        remote = self._scan_remote(client, S3URL(url.bucket, key_prefix, url.profile), exclude)
         local = walking.result()
         src = local.entries
         if self.compare == "checksum":
             src = self._with_md5(src, root)
+        twins: list[Pos3liteError] = []
         plan = self._plan(
             src,
             remote.entries,
@@ -676,10 +736,16 @@ class _Mirror:
             exclude=exclude,
             protected=local.skipped,
             what=what,
+            failures=twins,
         )
         if remote.unsafe and plan.deletes:
             # Keys we refused to read make the remote listing incomplete for deleting.
             plan = Plan(plan.copies, (), plan.conflicts, plan.fallbacks, plan.unchanged)
+        if not folder_markers:
+            copies = tuple(a for a in plan.copies if not a.key.endswith("/"))
+            plan = Plan(copies, plan.deletes, plan.conflicts, plan.fallbacks, plan.unchanged)
+        if failures is not None:
+            failures.extend(twins)
         return plan
 
     def _upload_file(self, client: S3Client, url: S3URL, path: Path) -> None:
@@ -805,11 +871,15 @@ class _Mirror:
         url = parse_s3_url(prefix)
         client = self.client(effective_profile(url.profile, profile, self.default_profile))
         key = url.key
+        denied: AccessDeniedError | None = None
         if key and not key.endswith("/"):
             try:
                 client.head_object(url.bucket, key)
                 return [f"s3://{url.bucket}/{key}"]
             except NotFoundError:
+                key += "/"
+            except AccessDeniedError as exc:  # prefix-scoped policy: list key/ instead
+                denied = exc
                 key += "/"
         out = []
         for item in client.list_objects(url.bucket, key, delimiter=None if recursive else "/"):
@@ -817,6 +887,8 @@ class _Mirror:
             if name == key:
                 continue
             out.append(f"s3://{url.bucket}/{name}")
+        if denied is not None and not out:
+            raise denied
         # S3 lists in UTF-8 byte order; compatible stores (SeaweedFS) may not.
         out.sort(key=engine_diff.sort_key)
         return out
@@ -883,6 +955,7 @@ class _Mirror:
             delete=delete,
             exclude=exclude or (),
             what=f"plan {url.normalized()}",
+            folder_markers=p.folder_markers if p else True,
         )
         copies = [
             (str(root.joinpath(*a.key.split("/"))), f"s3://{url.bucket}/{key_prefix}{a.key}")

@@ -12,36 +12,57 @@
     ├── CredentialsError                      no credentials found, or a provider failed
     ├── TransportError                        the request never got an HTTP answer
     │   ├── ConnectError                      could not connect (refused, DNS, TLS)
+    │   │   └── CertificateError              the TLS certificate failed verification
     │   └── ReadTimeoutError                  the socket stalled past the read timeout
     ├── S3Error                               the server answered with an S3 error
-    │   ├── NotFoundError                     404: NoSuchKey, NoSuchBucket, ...
-    │   └── AccessDeniedError                 403: AccessDenied, SignatureDoesNotMatch, ...
+    │   ├── NotFoundError (also FileNotFoundError)  404: NoSuchKey, NoSuchBucket, ...
+    │   ├── AccessDeniedError                 403: AccessDenied, SignatureDoesNotMatch, ...
+    │   └── PreconditionFailedError           412: a conditional request's condition failed
+    │       └── AlreadyExistsError (also FileExistsError)  ``if_none_match="*"`` on a key
+    │                                         that exists
     ├── ChecksumMismatchError                 downloaded bytes do not match the object's checksum
     ├── RemoteNotFoundError (also FileNotFoundError)
     │                                         a download URL matched no object and no prefix
-    └── TransferError                         one or more copy/delete workers failed
+    ├── TransferError                         one or more copy/delete workers failed
+    ├── ConditionalWritesUnsupportedError     the endpoint ignores If-None-Match / If-Match
+    ├── LockLostError                         a lease lock could not be confirmed or renewed
+    └── InvalidManifestError (also ValueError)
+                                              a dataset manifest line or shard index that
+                                              does not parse (key and line number named)
 
 ``ConfigError`` and ``UnsafeKeyError`` subclass :class:`ValueError` and ``MirrorStateError``
 subclasses :class:`RuntimeError` so code written against pos3 (which raised those builtins)
 keeps catching them. Rules: every message names the bad value; no message, ``repr`` or log
 line ever carries a secret (secret keys, session tokens, signatures).
+
+Every exception pickles and unpickles with its message and attributes (they cross process
+boundaries in worker pools): :meth:`Pos3liteError.__reduce__` rebuilds the instance without
+calling ``__init__`` and restores its ``__dict__``, so subclasses with their own
+constructor signatures inherit it without writing anything.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 __all__ = [
     "AccessDeniedError",
+    "AlreadyExistsError",
+    "CertificateError",
     "ChecksumMismatchError",
+    "ConditionalWritesUnsupportedError",
     "ConfigError",
     "ConnectError",
     "CredentialsError",
+    "InvalidManifestError",
     "InvalidURLError",
     "KeyConflictError",
+    "LockLostError",
     "MirrorStateError",
     "NotFoundError",
     "Pos3liteError",
+    "PreconditionFailedError",
     "ProfileError",
     "ReadTimeoutError",
     "RemoteNotFoundError",
@@ -52,8 +73,25 @@ __all__ = [
 ]
 
 
+def _rebuild(cls: type[Pos3liteError], args: tuple[Any, ...], state: dict[str, Any]) -> Any:
+    """Unpickle an exception: create it without ``__init__``, then restore its attributes."""
+    # BaseException.__new__ stores ``args`` (so str() is the original message) and, unlike
+    # calling the class, never runs a subclass __init__ with a signature of its own.
+    exc = cls.__new__(cls, *args)
+    exc.args = args
+    exc.__dict__.update(state)
+    return exc
+
+
 class Pos3liteError(Exception):
-    """Base class of every error pos3lite raises on purpose."""
+    """Base class of every error pos3lite raises on purpose.
+
+    Pickling (``pickle``, ``copy``, process pools) keeps the message and every attribute, for
+    this class and every subclass, whatever the subclass's ``__init__`` signature.
+    """
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self.args, dict(self.__dict__)))
 
 
 class ConfigError(Pos3liteError, ValueError):
@@ -115,6 +153,11 @@ class ConnectError(TransportError):
     """Could not open a connection (refused, DNS failure, TLS handshake failure)."""
 
 
+class CertificateError(ConnectError):
+    """The server's TLS certificate failed verification; never retried (it would fail the
+    same way). Set ``AWS_CA_BUNDLE`` for a private certificate authority."""
+
+
 class ReadTimeoutError(TransportError):
     """The server sent nothing for longer than the read timeout."""
 
@@ -158,8 +201,13 @@ class S3Error(Pos3liteError):
         self.server_time = server_time
 
 
-class NotFoundError(S3Error):
-    """HTTP 404: the bucket or key does not exist (``NoSuchBucket``, ``NoSuchKey``)."""
+class NotFoundError(S3Error, FileNotFoundError):
+    """HTTP 404: the bucket or key does not exist (``NoSuchBucket``, ``NoSuchKey``).
+
+    Also a :class:`FileNotFoundError`, so ``except FileNotFoundError`` catches a missing
+    object as it catches a missing file. The object API also raises it for ``if_match`` on a
+    missing key, whether the server answered 404 (AWS) or 412 (Ceph, SeaweedFS).
+    """
 
 
 class AccessDeniedError(S3Error):
@@ -203,3 +251,68 @@ class TransferError(Pos3liteError):
         super().__init__(f"{operation}: {len(failures)} worker(s) failed: {first}")
         self.operation = operation
         self.failures = list(failures)
+
+
+class PreconditionFailedError(S3Error):
+    """HTTP 412 ``PreconditionFailed``: the condition of a conditional request did not hold.
+
+    Raised for ``if_match`` (the object's ETag differs) and ``if_none_match`` on reads. See
+    "Conditional requests" in the Amazon S3 User Guide and RFC 9110 section 13.
+    """
+
+
+class AlreadyExistsError(PreconditionFailedError, FileExistsError):
+    """A create-only write (``if_none_match="*"``) found the key already there (HTTP 412).
+
+    Also a :class:`FileExistsError`, as ``open(path, "xb")`` raises for a local file.
+    """
+
+
+class ConditionalWritesUnsupportedError(Pos3liteError):
+    """The endpoint accepts ``If-None-Match`` / ``If-Match`` on writes but does not enforce
+    them (found by :func:`pos3lite.check_conditional_writes`); ``endpoint`` names it."""
+
+    def __init__(self, endpoint: str, detail: str) -> None:
+        super().__init__(
+            f"the S3 endpoint {endpoint} does not enforce conditional writes ({detail}); "
+            "a lock or create-only write on it would not be safe"
+        )
+        self.endpoint = endpoint
+        self.detail = detail
+
+    def __reduce__(self) -> tuple[type[ConditionalWritesUnsupportedError], tuple[str, str]]:
+        return (type(self), (self.endpoint, self.detail))
+
+
+class LockLostError(Pos3liteError):
+    """A lease lock is no longer held: a renewal failed, the lease ran out, or another
+    holder took it over. ``url`` names the lock object; ``token`` is the fencing token this
+    holder had."""
+
+    def __init__(self, url: str, token: int | None, reason: str) -> None:
+        super().__init__(f"lock {url} (token {token}) lost: {reason}")
+        self.url = url
+        self.token = token
+        self.reason = reason
+
+    def __reduce__(self) -> tuple[type[LockLostError], tuple[str, int | None, str]]:
+        return (type(self), (self.url, self.token, self.reason))
+
+
+class InvalidManifestError(Pos3liteError, ValueError):
+    """A dataset manifest line, entry or shard index that does not parse.
+
+    The message names the manifest key and the 1-based line number; ``key`` and
+    ``line_number`` hold them when known (else ``None``). Raised instead of skipping the
+    line or treating the manifest as empty, so nothing is rewritten from it.
+    """
+
+    def __init__(
+        self, message: str, *, key: str | None = None, line_number: int | None = None
+    ) -> None:
+        super().__init__(message)
+        self.key = key
+        self.line_number = line_number
+
+    def __reduce__(self) -> tuple[type[InvalidManifestError], tuple[str], dict[str, object]]:
+        return (type(self), (str(self),), {"key": self.key, "line_number": self.line_number})

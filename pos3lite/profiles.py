@@ -7,8 +7,10 @@ once per process, all or nothing. Code registrations always win over file entrie
 The file is the first of: ``$POS3LITE_PROFILES_FILE``, ``$POS3_PROFILES_FILE`` (pos3),
 ``$XDG_CONFIG_HOME/pos3lite/profiles.toml``, ``~/.config/pos3lite/profiles.toml``, then pos3's
 ``$XDG_CONFIG_HOME/pos3/profiles.toml`` and ``~/.config/pos3/profiles.toml``. A variable that
-is set selects its file even if the file is missing (an empty registry); the other candidates
-count only if the file exists. Format::
+is set selects its file even if the file is missing (an empty registry; the CLI reports it);
+the other candidates count only if the file exists. When pos3lite's default file is chosen,
+pos3's default file is read too and merged under it (pos3lite's entries win per name).
+Format::
 
     [profiles.minio]
     endpoint = "http://127.0.0.1:9000"     # required
@@ -17,6 +19,9 @@ count only if the file exists. Format::
     local_name = "minio"                   # cache folder name, default: the table name
     addressing_style = "path"              # "auto" | "path" | "virtual"
     credentials_file = "minio.creds"       # INI; relative to this file's folder
+    use_ambient_credentials = false        # a TOML boolean; see Profile
+    verify_etag = "auto"                   # "auto" | "on" | "off"; see Profile
+    folder_markers = true                  # a TOML boolean; see Profile
 
 Stricter than pos3, on purpose: unknown keys (typos like ``reigon``) and a non-boolean
 ``public`` (pos3 read ``public = "false"`` as true) are errors; the credentials file is read
@@ -50,8 +55,19 @@ logger = logging.getLogger(__name__)
 ADDRESSING_STYLES = ("auto", "path", "virtual")
 
 _TABLE_KEYS = frozenset(
-    {"endpoint", "region", "public", "local_name", "addressing_style", "credentials_file"}
+    {
+        "endpoint",
+        "region",
+        "public",
+        "local_name",
+        "addressing_style",
+        "credentials_file",
+        "use_ambient_credentials",
+        "verify_etag",
+        "folder_markers",
+    }
 )
+VERIFY_ETAG = ("auto", "on", "off")
 
 
 @dataclass(frozen=True)
@@ -70,6 +86,16 @@ class Profile:
         addressing_style: ``"path"`` (``endpoint/bucket/key``), ``"virtual"``
             (``bucket.endpoint/key``) or ``"auto"``: path style for custom endpoints,
             virtual-hosted for AWS except for bucket names with dots. New in pos3lite.
+        use_ambient_credentials: let a custom (non-AWS) endpoint receive credentials from
+            the instance metadata service, a container endpoint or web identity. Off by
+            default: those are AWS-issued session credentials, and a custom endpoint gets
+            only keys from the environment and the shared credentials files (as with pos3
+            and boto3, which is how MinIO users work). New in pos3lite.
+        verify_etag: ``"auto"`` (an ETag counts as the MD5 of the bytes until the endpoint
+            shows it is not), ``"on"`` or ``"off"``; see ``S3Client``. New in pos3lite.
+        folder_markers: upload empty local folders as zero-byte ``name/`` objects (default);
+            ``False`` skips them, for servers that store ``x/`` as a file ``x``. New in
+            pos3lite.
 
     Raises:
         ProfileError: a rule above is broken. Messages never contain the secret values.
@@ -83,6 +109,9 @@ class Profile:
     secret_key: str | None = field(default=None, repr=False)
     session_token: str | None = field(default=None, repr=False)
     addressing_style: str = "auto"
+    use_ambient_credentials: bool = False
+    verify_etag: str = "auto"
+    folder_markers: bool = True
 
     def __post_init__(self) -> None:
         if self.local_name == "_":
@@ -116,6 +145,17 @@ class Profile:
             raise ProfileError(
                 f"Invalid addressing_style {self.addressing_style!r} for profile "
                 f"{self.local_name!r}: use one of {', '.join(ADDRESSING_STYLES)}"
+            )
+        for flag in ("use_ambient_credentials", "folder_markers"):
+            if not isinstance(getattr(self, flag), bool):
+                raise ProfileError(
+                    f"Invalid {flag}={getattr(self, flag)!r} for profile {self.local_name!r}: "
+                    "must be True or False"
+                )
+        if self.verify_etag not in VERIFY_ETAG:
+            raise ProfileError(
+                f"Invalid verify_etag {self.verify_etag!r} for profile {self.local_name!r}: "
+                f"use one of {', '.join(VERIFY_ETAG)}"
             )
         # One key without the other would silently fall back to the ambient chain and
         # route requests to the wrong account.
@@ -251,7 +291,7 @@ def profiles_file(environ: Mapping[str, str] | None = None) -> Path | None:
         pos3's); else pos3lite's preferred default path; ``None`` if there is no home
         directory and no ``$XDG_CONFIG_HOME``. Never raises for a missing HOME.
     """
-    from .auth.credentials import expand_user, home_dir
+    from .config.files import expand_user, home_dir
 
     env = os.environ if environ is None else environ
     for var in ("POS3LITE_PROFILES_FILE", "POS3_PROFILES_FILE"):
@@ -298,6 +338,9 @@ def load_registry(path: str | os.PathLike[str] | None = None, force: bool = Fals
             return
         registry_path = Path(path) if path is not None else profiles_file()
         new_profiles = _read_registry(registry_path) if registry_path is not None else {}
+        if path is None:
+            # pos3's file is read as well; pos3lite's entries win per name (issue 13).
+            new_profiles = {**_pos3_registry(registry_path), **new_profiles}
         _REGISTRY_PROFILES = new_profiles
         _REGISTRY_PATH = registry_path
         _REGISTRY_LOADED = True
@@ -306,6 +349,26 @@ def load_registry(path: str | os.PathLike[str] | None = None, force: bool = Fals
 
 # pos3's private name, kept for code and tests written against pos3.
 _load_profile_registry = load_registry
+
+
+def _pos3_registry(chosen: Path | None) -> dict[str, Profile]:
+    """pos3's default ``profiles.toml`` (the first that exists) when the chosen file is
+    pos3lite's default one (no ``$POS3LITE_PROFILES_FILE``/``$POS3_PROFILES_FILE``), else ``{}``."""
+    if chosen is None or chosen.parent.name != "pos3lite":
+        return {}
+    if os.environ.get("POS3LITE_PROFILES_FILE") or os.environ.get("POS3_PROFILES_FILE"):
+        return {}
+    from .config.files import home_dir
+
+    xdg = os.environ.get("XDG_CONFIG_HOME")
+    home = home_dir()
+    bases = [Path(xdg)] if xdg and os.path.isabs(xdg) else []
+    bases += [home / ".config"] if home is not None else []
+    for base in bases:
+        candidate = base / "pos3" / "profiles.toml"
+        if candidate.is_file():
+            return _read_registry(candidate)
+    return {}
 
 
 def _reset_for_tests() -> None:
@@ -360,14 +423,23 @@ def _profile_from_table(name: str, cfg: Any, source: Path) -> Profile:
     endpoint = cfg.get("endpoint")
     if not endpoint:
         raise ProfileError(f"Invalid {where}: missing required 'endpoint'")
-    for key in ("endpoint", "region", "local_name", "addressing_style", "credentials_file"):
+    for key in (
+        "endpoint",
+        "region",
+        "local_name",
+        "addressing_style",
+        "credentials_file",
+        "verify_etag",
+    ):
         if key in cfg and not isinstance(cfg[key], str):
             raise ProfileError(f"Invalid {where}: {key!r} must be a string, got {cfg[key]!r}")
     public = cfg.get("public", False)
-    if not isinstance(public, bool):
-        raise ProfileError(
-            f"Invalid {where}: 'public' must be a TOML boolean (true or false), got {public!r}"
-        )
+    for flag in ("public", "use_ambient_credentials", "folder_markers"):
+        value = cfg.get(flag, flag == "folder_markers")
+        if not isinstance(value, bool):
+            raise ProfileError(
+                f"Invalid {where}: {flag!r} must be a TOML boolean (true or false), got {value!r}"
+            )
 
     access_key = secret_key = session_token = None
     creds_file = cfg.get("credentials_file")
@@ -384,6 +456,9 @@ def _profile_from_table(name: str, cfg: Any, source: Path) -> Profile:
             secret_key=secret_key,
             session_token=session_token,
             addressing_style=cfg.get("addressing_style", "auto"),
+            use_ambient_credentials=cfg.get("use_ambient_credentials", False),
+            verify_etag=cfg.get("verify_etag", "auto"),
+            folder_markers=cfg.get("folder_markers", True),
         )
     except ProfileError as exc:
         raise ProfileError(f"Invalid {where}: {exc}") from None
@@ -398,7 +473,7 @@ def _load_credentials_file(
     working directory). There is no fallback to another section or to the ambient chain:
     either would route requests to the wrong account.
     """
-    from .auth.credentials import IniReadError, expand_user, read_ini
+    from .config.files import IniReadError, expand_user, read_ini
 
     where = f"credentials_file of profile '{profile_name}' in {source}"
     creds_path = expand_user(creds_file)

@@ -27,7 +27,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .errors import InvalidURLError, UnsafeKeyError
+from .errors import InvalidURLError
+from .keys import check_relative_key
 
 __all__ = ["S3URL", "check_local_path", "check_relative_key", "is_s3_url", "parse_s3_url"]
 
@@ -154,34 +155,6 @@ def parse_s3_url(value: str) -> S3URL:
     except InvalidURLError as exc:
         raise InvalidURLError(f"{exc} in {value!r}") from None
     return S3URL(bucket=authority, key=key, profile=profile)
-
-
-def check_relative_key(key: str) -> None:
-    """Refuse a key, relative to a destination, that would not map to a file inside it.
-
-    Args:
-        key: a key from a listing with the destination prefix removed, e.g. ``"sub/x.txt"``.
-
-    Raises:
-        UnsafeKeyError: ``key`` is empty, starts with ``/``, contains a backslash or a NUL,
-            or has a ``.``, ``..`` or empty segment. Empty segments (``a//b``, or a trailing
-            ``/``) are refused because the file system collapses them, so the local name
-            would never match the key again and a sync would oscillate (pos3 bug). Directory
-            markers (keys ending in ``/``) must therefore be handled before calling this.
-    """
-    if not key:
-        raise UnsafeKeyError(key, "empty key")
-    if key.startswith("/"):
-        raise UnsafeKeyError(key, "starts with '/'")
-    if "\\" in key:
-        raise UnsafeKeyError(key, "contains a backslash")
-    if "\x00" in key:
-        raise UnsafeKeyError(key, "contains a NUL byte")
-    for segment in key.split("/"):
-        if segment in (".", ".."):
-            raise UnsafeKeyError(key, f"has a {segment!r} segment")
-        if not segment:
-            raise UnsafeKeyError(key, "has an empty segment ('//' or a trailing '/')")
 
 
 def _check_bucket(bucket: str) -> None:

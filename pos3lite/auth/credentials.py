@@ -33,20 +33,35 @@ from __future__ import annotations
 
 import enum
 import logging
-import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-from ..errors import ConfigError, CredentialsError
+from ..config.aws import DEFAULT_REGION, is_aws_endpoint, resolve_endpoint, resolve_region
+from ..config.files import (
+    IniReadError,
+    _env,
+    _get,
+    config_sections,
+    expand_user,
+    home_dir,
+    read_ini,
+    shared_config_path,
+    shared_credentials_path,
+)
+from ..errors import CredentialsError
+from .documents import _json_document, _parse_expiration, credentials_from_document
 from .sigv4 import Credentials
 
 if TYPE_CHECKING:
     import configparser
 
     from ..profiles import Profile
+
+# Re-exported (in __all__): these lived here before config/ and auth/documents.py.
+_config_sections = config_sections
 
 __all__ = [
     "ADVISORY_REFRESH_WINDOW",
@@ -57,20 +72,24 @@ __all__ = [
     "CredentialProvider",
     "EnvironmentProvider",
     "Freshness",
+    "IniReadError",
     "ProcessProvider",
     "SharedFilesProvider",
     "StaticProvider",
     "credentials_from_document",
     "default_chain",
+    "expand_user",
+    "home_dir",
+    "is_aws_endpoint",
     "provider_for",
+    "read_ini",
     "resolve_endpoint",
     "resolve_region",
+    "shared_config_path",
+    "shared_credentials_path",
 ]
 
 logger = logging.getLogger(__name__)
-
-DEFAULT_REGION = "us-east-1"
-"""The region used when neither the profile, the environment nor the config file names one."""
 
 ADVISORY_REFRESH_WINDOW = timedelta(minutes=15)
 """Within this time of ``expiration`` a refresh is tried; on failure the current credentials
@@ -84,102 +103,6 @@ DEFAULT_PROCESS_TIMEOUT = 60.0
 """Seconds a ``credential_process`` may run before it is killed."""
 
 _MAX_PROCESS_OUTPUT = 1024 * 1024
-
-
-# --------------------------------------------------------------------------------------------
-# Small file-system helpers, shared with profiles.py
-# --------------------------------------------------------------------------------------------
-
-
-class IniReadError(Exception):
-    """An INI file exists but could not be read or parsed; the message holds no file content."""
-
-
-def home_dir(environ: Mapping[str, str] | None = None) -> Path | None:
-    """Return the user's home directory, or ``None`` when it cannot be determined.
-
-    ``$HOME`` first, then the passwd entry of the current uid. Unlike :meth:`Path.home`, this
-    never raises: arbitrary-uid containers have neither.
-    """
-    env = os.environ if environ is None else environ
-    home = env.get("HOME")
-    if home:
-        return Path(home)
-    try:
-        import pwd
-
-        return Path(pwd.getpwuid(os.getuid()).pw_dir)
-    except (ImportError, KeyError, AttributeError):
-        return None
-
-
-def expand_user(path: str, environ: Mapping[str, str] | None = None) -> Path | None:
-    """Expand a leading ``~`` or ``~/`` using :func:`home_dir`; ``None`` if there is no home.
-
-    ``~user`` forms are left to :func:`os.path.expanduser`.
-    """
-    if path == "~" or path.startswith("~/"):
-        home = home_dir(environ)
-        if home is None:
-            return None
-        return home / path[2:] if len(path) > 1 else home
-    if path.startswith("~"):
-        expanded = os.path.expanduser(path)
-        return None if expanded.startswith("~") else Path(expanded)
-    return Path(path)
-
-
-def read_ini(path: Path) -> configparser.ConfigParser | None:
-    """Read an INI file with interpolation off; ``None`` if the file does not exist.
-
-    Raises:
-        IniReadError: the file exists but is unreadable or malformed. The message names the
-            path and the line number, never a line's text (it could hold a secret).
-    """
-    import configparser
-
-    parser = configparser.ConfigParser(interpolation=None)
-    try:
-        with open(path, encoding="utf-8") as fh:
-            parser.read_file(fh)
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        raise IniReadError(f"cannot read {path}: {exc.strerror or type(exc).__name__}") from None
-    except UnicodeDecodeError:
-        raise IniReadError(f"cannot read {path}: not valid UTF-8") from None
-    except configparser.Error as exc:
-        raise IniReadError(f"cannot parse {path}: {_describe_ini_error(exc)}") from None
-    return parser
-
-
-def _describe_ini_error(exc: Exception) -> str:
-    # configparser messages quote the offending line, which may be a secret: keep only the
-    # error type and the line numbers.
-    import configparser
-
-    kind = type(exc).__name__
-    lineno = getattr(exc, "lineno", None)
-    if isinstance(exc, configparser.MissingSectionHeaderError):
-        return f"{kind} at line {lineno}"
-    if isinstance(exc, configparser.ParsingError):
-        lines = ", ".join(str(lineno) for lineno, _ in exc.errors)
-        return f"{kind} at line(s) {lines}"
-    if isinstance(exc, configparser.DuplicateOptionError):
-        return f"{kind}: option {exc.option!r} repeated in section {exc.section!r}"
-    if isinstance(exc, configparser.DuplicateSectionError):
-        return f"{kind}: section {exc.section!r} repeated"
-    return f"{kind} at line {lineno}" if lineno is not None else kind
-
-
-def _env(environ: Mapping[str, str] | None) -> Mapping[str, str]:
-    return os.environ if environ is None else environ
-
-
-def _get(env: Mapping[str, str], name: str) -> str | None:
-    """An environment variable, with the empty string treated as unset."""
-    value = env.get(name)
-    return value if value else None
 
 
 # --------------------------------------------------------------------------------------------
@@ -519,98 +442,6 @@ def _last_line(stderr: bytes, limit: int = 200) -> str:
     return last if len(last) <= limit else last[:limit] + "..."
 
 
-def _json_document(raw: bytes, where: str) -> dict[str, object]:
-    """Parse ``raw`` as one JSON object; errors never quote the content (it may be secret)."""
-    import json
-
-    try:
-        document = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        raise CredentialsError(f"{where} is not valid JSON") from None
-    if not isinstance(document, dict):
-        raise CredentialsError(f"{where} is not a JSON object")
-    return document
-
-
-def credentials_from_document(
-    document: Mapping[str, object], where: str, *, token_field: str = "Token"
-) -> Credentials:
-    """Build :class:`Credentials` from a parsed JSON credentials document.
-
-    The container and IMDS endpoints answer with ``AccessKeyId``, ``SecretAccessKey``,
-    ``Token`` and ``Expiration``; ``credential_process`` prints ``SessionToken`` instead of
-    ``Token``.
-
-    Args:
-        document: the parsed JSON object.
-        where: the provider (and source) for error messages, e.g. ``"container: response"``.
-        token_field: the name of the session-token field.
-
-    Returns:
-        The credentials; ``expiration`` is an aware UTC datetime, or ``None`` when the
-        document has no ``Expiration``.
-
-    Raises:
-        CredentialsError: a required field is missing, empty or not a string, or
-            ``Expiration`` is not ISO 8601. The message names the field, never a value.
-    """
-    access_key = document.get("AccessKeyId")
-    secret_key = document.get("SecretAccessKey")
-    token = document.get(token_field)
-    raw_expiration = document.get("Expiration")
-    for field_name, value in (("AccessKeyId", access_key), ("SecretAccessKey", secret_key)):
-        if not isinstance(value, str) or not value:
-            raise CredentialsError(f"{where} lacks a string {field_name}")
-    for field_name, value in ((token_field, token), ("Expiration", raw_expiration)):
-        if value is not None and not isinstance(value, str):
-            raise CredentialsError(f"{where} has a non-string {field_name}")
-    assert isinstance(access_key, str) and isinstance(secret_key, str)
-    expiration = None
-    if isinstance(raw_expiration, str) and raw_expiration:
-        expiration = _parse_expiration(raw_expiration, f"{where}: Expiration")
-    return Credentials(
-        access_key=access_key,
-        secret_key=secret_key,
-        token=token if isinstance(token, str) and token else None,
-        expiration=expiration,
-    )
-
-
-def shared_credentials_path(environ: Mapping[str, str] | None = None) -> Path | None:
-    """``$AWS_SHARED_CREDENTIALS_FILE`` or ``~/.aws/credentials``; ``None`` without a home."""
-    env = _env(environ)
-    override = _get(env, "AWS_SHARED_CREDENTIALS_FILE")
-    return expand_user(override, env) if override else _in_home(env, ".aws", "credentials")
-
-
-def shared_config_path(environ: Mapping[str, str] | None = None) -> Path | None:
-    """``$AWS_CONFIG_FILE`` or ``~/.aws/config``; ``None`` without a home."""
-    env = _env(environ)
-    override = _get(env, "AWS_CONFIG_FILE")
-    return expand_user(override, env) if override else _in_home(env, ".aws", "config")
-
-
-def _in_home(env: Mapping[str, str], *parts: str) -> Path | None:
-    home = home_dir(env)
-    return None if home is None else home.joinpath(*parts)
-
-
-def _config_sections(profile: str) -> list[str]:
-    # The config file names profiles "[profile x]"; the default profile is "[default]"
-    # (botocore also accepts "[profile default]").
-    if profile == "default":
-        return ["default", "profile default"]
-    return [f"profile {profile}"]
-
-
-def _parse_expiration(value: str, where: str) -> datetime:
-    try:
-        parsed = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise CredentialsError(f"{where} is not an ISO 8601 timestamp: {value!r}") from None
-    return parsed.astimezone(UTC) if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
-
-
 # --------------------------------------------------------------------------------------------
 # The chain
 # --------------------------------------------------------------------------------------------
@@ -855,7 +686,15 @@ def provider_for(
     Returns:
         ``None`` for a public (anonymous) profile, which never looks for credentials; a chain
         of one :class:`StaticProvider` for a profile with keys (including keys that
-        ``profiles.py`` loaded from its ``credentials_file``); otherwise :func:`default_chain`.
+        ``profiles.py`` loaded from its ``credentials_file``); for a custom (non-AWS)
+        endpoint, from the profile or the environment, only the environment and the shared
+        files (static keys, ``credential_process``): instance metadata, container and web
+        identity credentials are AWS-issued session credentials and are never sent to
+        another server unless the profile sets ``use_ambient_credentials``; otherwise
+        :func:`default_chain`.
+
+    Raises:
+        ConfigError: the endpoint configuration is invalid (see ``resolve_endpoint``).
     """
     if profile is not None:
         if profile.public:
@@ -864,68 +703,7 @@ def provider_for(
             return CredentialChain(
                 [StaticProvider(profile.access_key, profile.secret_key, profile.session_token)]
             )
+    ambient_ok = profile is not None and profile.use_ambient_credentials
+    if not ambient_ok and not is_aws_endpoint(resolve_endpoint(profile, environ)):
+        return CredentialChain([EnvironmentProvider(environ), SharedFilesProvider(environ)])
     return default_chain(environ)
-
-
-# --------------------------------------------------------------------------------------------
-# Region and endpoint
-# --------------------------------------------------------------------------------------------
-
-
-def resolve_region(profile: Profile | None, environ: Mapping[str, str] | None = None) -> str:
-    """The signing region.
-
-    Order: ``profile.region``, ``$AWS_REGION``, ``$AWS_DEFAULT_REGION``, ``region`` in the
-    config file's section for ``$AWS_PROFILE`` (default ``default``), else ``"us-east-1"``.
-    See "Environment variables" and "Shared config and credentials files" in the AWS SDKs and
-    Tools Reference Guide.
-
-    Raises:
-        ConfigError: the config file exists but is unreadable or malformed.
-    """
-    if profile is not None and profile.region:
-        return profile.region
-    env = _env(environ)
-    for var in ("AWS_REGION", "AWS_DEFAULT_REGION"):
-        value = _get(env, var)
-        if value is not None:
-            return value
-    path = shared_config_path(env)
-    if path is not None:
-        try:
-            parser = read_ini(path)
-        except IniReadError as exc:
-            raise ConfigError(f"AWS config file: {exc}") from None
-        if parser is not None:
-            for section in _config_sections(_get(env, "AWS_PROFILE") or "default"):
-                if parser.has_section(section):
-                    region = parser[section].get("region")
-                    if region:
-                        return region
-    return DEFAULT_REGION
-
-
-def resolve_endpoint(
-    profile: Profile | None, environ: Mapping[str, str] | None = None
-) -> str | None:
-    """The endpoint URL, or ``None`` for AWS (the client builds ``https://s3.<region>...``).
-
-    Order: ``profile.endpoint``, ``$AWS_ENDPOINT_URL_S3``, ``$AWS_ENDPOINT_URL``; the two
-    variables are ignored when ``$AWS_IGNORE_CONFIGURED_ENDPOINT_URLS`` is ``true``. See
-    "Service-specific endpoints" in the AWS SDKs and Tools Reference Guide.
-
-    Raises:
-        ConfigError: an endpoint variable does not start with ``http://`` or ``https://``.
-    """
-    if profile is not None and profile.endpoint:
-        return profile.endpoint
-    env = _env(environ)
-    if (_get(env, "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS") or "").lower() == "true":
-        return None
-    for var in ("AWS_ENDPOINT_URL_S3", "AWS_ENDPOINT_URL"):
-        value = _get(env, var)
-        if value is not None:
-            if not value.lower().startswith(("http://", "https://")):
-                raise ConfigError(f"{var} must start with http:// or https://, got {value!r}")
-            return value
-    return None

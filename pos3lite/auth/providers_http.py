@@ -29,9 +29,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ..config.files import _env, _get
 from ..errors import CredentialsError, ReadTimeoutError, TransportError
 from ..transport.base import Request
-from .credentials import _env, _get, _json_document, credentials_from_document
+from .documents import _json_document, credentials_from_document
 
 if TYPE_CHECKING:
     from ..transport.base import Transport

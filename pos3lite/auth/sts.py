@@ -25,18 +25,18 @@ import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
-from ..errors import CredentialsError, TransportError
-from ..transport.base import Request
-from .credentials import (
+from ..config.files import (
     IniReadError,
-    _config_sections,
     _env,
     _get,
-    credentials_from_document,
     expand_user,
     read_ini,
     shared_config_path,
 )
+from ..config.files import config_sections as _config_sections
+from ..errors import CredentialsError, TransportError
+from ..transport.base import Request
+from .documents import credentials_from_document
 from .providers_http import Answer, fetch_with_retries, open_transport
 
 if TYPE_CHECKING:

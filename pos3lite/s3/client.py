@@ -35,6 +35,7 @@ import functools
 import hashlib
 import logging
 import os
+import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -48,7 +49,10 @@ from ..auth.sigv4 import Credentials
 from ..errors import (
     AccessDeniedError,
     ChecksumMismatchError,
+    ConfigError,
     NotFoundError,
+    Pos3liteError,
+    PreconditionFailedError,
     S3Error,
     TransportError,
 )
@@ -67,6 +71,33 @@ _HASH_BLOCK = 1024 * 1024
 _PRELOAD_MAX = 1024 * 1024  # bodies up to this size are read in one call
 T = TypeVar("T")
 logger = logging.getLogger(__name__)
+
+#: Region names as AWS spells them; anything else (a hostile 301 ``<Region>``, a typo in
+#: ``AWS_REGION``) would be pasted into the host name, so it is refused.
+_REGION_RE = re.compile(r"^[a-z0-9-]{1,63}$")
+#: Bucket names usable as one DNS label (virtual-hosted-style); others go path-style
+#: ("Bucket naming rules" and "Virtual hosting of buckets", S3 User Guide).
+_DNS_BUCKET_RE = re.compile(r"^[a-z0-9][a-z0-9-]{1,61}[a-z0-9]$")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+#: The code given to answers that could not be parsed (an HTML page from a proxy, a garbled
+#: body, a malformed header): retried like a transient error (see ``retry.TRANSIENT_CODES``).
+MALFORMED = "MalformedResponse"
+#: Full-object checksum headers checked in preference to the ETag ("Checking object
+#: integrity", S3 User Guide); CRC32C and CRC64NVME need code outside the standard library.
+_CHECKSUM_HEADERS = ("x-amz-checksum-sha256", "x-amz-checksum-sha1", "x-amz-checksum-crc32")
+VERIFY_ETAG_MODES = ("auto", "on", "off")
+
+
+def check_region(region: str, *, where: str = "region") -> str:
+    """Return ``region`` if it matches ``^[a-z0-9-]{1,63}$``; raise ConfigError naming it."""
+    if not isinstance(region, str) or not _REGION_RE.match(region):
+        raise ConfigError(f"invalid {where} {region!r}: expected lower-case letters, digits, -")
+    return region
+
+
+def _malformed(what: str, exc: Exception, bucket: str, key: str | None) -> S3Error:
+    return S3Error(MALFORMED, f"{what}: {exc}", status=200, bucket=bucket, key=key)
+
 
 #: Codes meaning "your clock is off": retried once with the server's Date as the clock.
 SKEW_CODES = frozenset(
@@ -108,6 +139,13 @@ class S3Client:
         payload_signing: ``"auto"`` (sign the body's SHA-256 over plain HTTP, send
             ``UNSIGNED-PAYLOAD`` over HTTPS), ``"signed"`` or ``"unsigned"`` everywhere.
         sleep, rand: injected ``time.sleep`` and ``random.random`` (tests).
+        verify_etag: ``"auto"`` (check a plain ETag as the MD5 of the bytes until two
+            identical downloads disagree with it, then stop checking ETags on this endpoint
+            with one WARNING), ``"on"`` (always check) or ``"off"`` (never; checksum headers
+            are still checked).
+
+    Raises:
+        ConfigError: a bad region, endpoint, addressing style or option value.
     """
 
     def __init__(
@@ -123,7 +161,17 @@ class S3Client:
         payload_signing: str = "auto",
         sleep: Callable[[float], None] = time.sleep,
         rand: Callable[[], float] | None = None,
+        verify_etag: str = "auto",
     ) -> None:
+        check_region(region)
+        if verify_etag not in VERIFY_ETAG_MODES:
+            raise ConfigError(f"verify_etag must be auto, on or off, got {verify_etag!r}")
+        self.verify_etag = verify_etag
+        #: auto mode: None until proven; True once a plain ETag matched the MD5 of the
+        #: bytes; False once two identical downloads disagreed with it.
+        self._etag_is_md5: bool | None = None
+        self._no_delete_objects = False  # learnt: the endpoint has no DeleteObjects
+        self._warned_token = False
         if addressing_style not in ("auto", "path", "virtual"):
             raise ValueError(
                 f"addressing_style must be auto, path or virtual: {addressing_style!r}"
@@ -137,6 +185,13 @@ class S3Client:
             if parts.scheme not in ("http", "https") or not parts.netloc:
                 raise ValueError(f"endpoint must be http(s)://host[:port], got {endpoint!r}")
             self._scheme, self._netloc = parts.scheme, parts.netloc
+            try:
+                port = parts.port
+            except ValueError as exc:
+                raise ConfigError(f"endpoint {endpoint!r} has a bad port: {exc}") from None
+            if port is not None and port == _DEFAULT_PORTS[parts.scheme]:
+                # botocore sends Host without the default port; servers sign what they get.
+                self._netloc = parts.netloc.rsplit(":", 1)[0]
             self._base_path = parts.path
             self._custom = True
         else:
@@ -194,6 +249,7 @@ class S3Client:
                     and exc.region
                     and exc.status in (301, 307, 400)
                     and exc.region != self.region_for(exc.bucket)
+                    and _REGION_RE.match(exc.region)  # never paste a bad name into a host
                 ):
                     fixed_region = True
                     with self._lock:
@@ -225,10 +281,16 @@ class S3Client:
     # ------------------------------------------------------------------ requests
 
     def _host_and_path(self, bucket: str, key: str | None) -> tuple[str, str]:
-        virtual = self._style == "virtual" or (
-            self._style == "auto" and not self._custom and "." not in bucket
-        )
-        host = self._netloc if self._custom else f"s3.{self.region_for(bucket)}.amazonaws.com"
+        # A name that is not one DNS label (dots, upper case, "_": legacy us-east-1 names)
+        # cannot be a host name: path-style whatever the style asks.
+        dns = _DNS_BUCKET_RE.match(bucket) is not None
+        virtual = dns and (self._style == "virtual" or (self._style == "auto" and not self._custom))
+        if self._custom:
+            host = self._netloc
+        else:
+            region = self.region_for(bucket)
+            suffix = "amazonaws.com.cn" if region.startswith("cn-") else "amazonaws.com"
+            host = f"s3.{region}.{suffix}"
         if virtual:
             host = f"{bucket}.{host}"
             path = "/" + (key or "")
@@ -299,13 +361,21 @@ class S3Client:
             else:
                 raise ValueError("a streamed body over plain HTTP needs its payload_hash")
         if self._credentials is not None:
+            creds = self._credentials.resolve()
+            if creds.token and self._scheme == "http" and not self._warned_token:
+                self._warned_token = True
+                logger.warning(
+                    "sending a session token over plain http to %s: anyone on the path can "
+                    "read and reuse it; use https",
+                    self._netloc,
+                )
             hdrs = sigv4.sign_headers(
                 method=method,
                 path=path,
                 query=query,
                 headers=hdrs,
                 payload_hash=payload_hash,
-                credentials=self._credentials.resolve(),
+                credentials=creds,
                 region=self.region_for(bucket),
                 service="s3",
                 now=self._now(),
@@ -322,7 +392,10 @@ class S3Client:
         return response
 
     def _error(self, response: Response, bucket: str, key: str | None) -> S3Error:
-        body = b"" if response.status == 304 else response.read()
+        try:
+            body = b"" if response.status == 304 else read_capped(response)
+        except S3Error:
+            body = b""  # an oversized error page: keep the status, drop the body
         info = s3xml.parse_error(body)
         status = response.status
         request_id = response.headers.get("x-amz-request-id")
@@ -393,36 +466,42 @@ class S3Client:
                 query.append(("continuation-token", token))
             return query
 
-        def fetch(token: str | None) -> bytes:
-            return self._attempts(functools.partial(self._list_body, bucket, query_for(token)))
+        def fetch(token: str | None) -> s3xml.ListPage:
+            return self._attempts(functools.partial(self._list_page, bucket, query_for(token)))
 
         # Pages are chained by continuation tokens, so they come one after another; the next
-        # page is fetched (on a helper thread) while this one is parsed and consumed.
-        body = fetch(None)
+        # page is fetched and parsed (on a helper thread) while this one is consumed. A page
+        # is parsed inside its attempt, so a garbled 200 answer is retried.
+        page = fetch(None)
         while True:
-            peeked = s3xml.peek_continuation_token(body)
             # A consumer that stops early leaves the helper to finish and its page unused.
-            ahead = _Prefetch(fetch, peeked) if peeked else None
-            page = listscan.scan_list_objects_v2(body)  # MalformedListingError if garbled
-            objects = [ObjectInfo(*entry) for entry in page.entries]
+            ahead = _Prefetch(fetch, page.next_token) if page.next_token else None
             if delimiter:
-                merged: list[tuple[str, ObjectInfo | str]] = [(o.key, o) for o in objects]
+                merged: list[tuple[str, ObjectInfo | str]] = [(o.key, o) for o in page.objects]
                 merged += [(p, p) for p in page.common_prefixes]
                 merged.sort(key=lambda item: item[0].encode("utf-8"))
                 for _, item in merged:
                     yield item
             else:
-                yield from objects
-            if page.next_token is None:
+                yield from page.objects
+            if ahead is None:
                 return
-            if ahead is not None and page.next_token == peeked:
-                body = ahead.result()
-            else:  # the quick peek disagreed with the parser: trust the parser
-                body = fetch(page.next_token)
+            page = ahead.result()
 
-    def _list_body(self, bucket: str, query: list[tuple[str, str]]) -> bytes:
-        with self.send("GET", bucket, None, query=query, preload=True) as resp:
-            return resp.read()
+    def _list_page(self, bucket: str, query: list[tuple[str, str]]) -> s3xml.ListPage:
+        with self.send("GET", bucket, None, query=query) as resp:
+            body = read_capped(resp, bucket=bucket)
+        try:
+            # The tree-less scanner (same results as s3xml.parse_list_objects_v2); its
+            # MalformedListingError is a ValueError.
+            scanned = listscan.scan_list_objects_v2(body)
+        except ValueError as exc:
+            raise _malformed("unreadable ListObjectsV2 page", exc, bucket, None) from None
+        return s3xml.ListPage(
+            tuple(ObjectInfo(*entry) for entry in scanned.entries),
+            tuple(scanned.common_prefixes),
+            scanned.next_token,
+        )
 
     def head_object(self, bucket: str, key: str, *, part_number: int | None = None) -> ObjectInfo:
         """HeadObject: size, ETag and LastModified of one object (bytes, epoch seconds).
@@ -432,7 +511,20 @@ class S3Client:
         """
         query = [("partNumber", str(part_number))] if part_number is not None else []
         with self.request("HEAD", bucket, key, query=query) as resp:
-            return _object_info(key, resp)
+            return _object_info(key, resp, bucket=bucket)
+
+    def head_part(self, bucket: str, key: str, part_number: int) -> tuple[int, int | None]:
+        """HeadObject with ``?partNumber=N``: ``(size of that part in bytes, parts count)``.
+
+        The parts count comes from ``x-amz-mp-parts-count``; ``None`` means the server did
+        not honour ``partNumber`` (it answered for the whole object), so the size is not a
+        part size. Raises S3Error when the server refuses the parameter.
+        """
+        query = [("partNumber", str(part_number))]
+        with self.request("HEAD", bucket, key, query=query) as resp:
+            info = _object_info(key, resp, bucket=bucket)
+            count = resp.headers.get("x-amz-mp-parts-count", "").strip()
+        return info.size, int(count) if count.isdigit() else None
 
     def get_object(
         self,
@@ -478,9 +570,12 @@ class S3Client:
             headers["range"] = f"bytes={byte_range[0]}-{byte_range[1]}"
         query = [("partNumber", str(part_number))] if part_number is not None else []
         whole = byte_range is None and part_number is None
+        if whole:
+            headers["x-amz-checksum-mode"] = "ENABLED"  # ask for x-amz-checksum-* headers
         preload = size_hint is not None and size_hint <= _PRELOAD_MAX
         start = out.tell()
         reported = [0]
+        mismatched: list[tuple[int, str]] = []  # (size, md5) of attempts that failed the ETag
 
         def rewind() -> None:
             out.seek(start)
@@ -494,13 +589,17 @@ class S3Client:
             with self.send(
                 "GET", bucket, key, query=query, headers=headers, preload=preload
             ) as resp:
-                expected = int(resp.headers.get("content-length", "-1"))
+                expected = _content_length(resp, bucket, key, "-1")
+                info = _object_info(key, resp, size=0, bucket=bucket)
                 md5 = hashlib.md5(usedforsecurity=False) if whole or want_md5 else None
+                checksum = _checksum_for(resp) if whole else None
                 written = 0
                 for chunk in resp.iter_bytes():
                     out.write(chunk)
                     if md5 is not None:
                         md5.update(chunk)
+                    if checksum is not None:
+                        checksum.update(chunk)
                     written += len(chunk)
                     if on_bytes is not None:
                         on_bytes(len(chunk))
@@ -509,14 +608,56 @@ class S3Client:
                     raise TransportError(
                         f"body of s3://{bucket}/{key} cut short: {written} of {expected} bytes"
                     )
-                info = _object_info(key, resp, size=written)
                 digest = md5.hexdigest() if md5 is not None else ""
                 encrypted = _encrypted(resp)
-                if whole and _md5_etag(info.etag, resp) and digest != info.etag.lower():
-                    raise ChecksumMismatchError(f"s3://{bucket}/{key}", info.etag, digest)
+                url = f"s3://{bucket}/{key}"
+                if checksum is not None:
+                    checksum.verify(url)
+                elif whole and _md5_etag(info.etag, resp):
+                    if not self.check_etag(url, info.etag.lower(), written, digest, mismatched):
+                        _unverified(url, "the endpoint's ETags are not MD5s")
+                elif whole:
+                    _unverified(url, f"ETag {info.etag!r} is not an MD5 of the bytes")
             return GetResult(written, info.etag, info.last_modified, digest, encrypted)
 
         return self._attempts(once, rewind)
+
+    def check_etag(
+        self, url: str, etag: str, size: int, digest: str, mismatched: list[tuple[int, str]]
+    ) -> bool:
+        """Check a plain ETag as the MD5 (hex) of ``size`` bytes, per ``verify_etag``.
+
+        ``mismatched`` holds ``(size, md5)`` of earlier attempts of this download that failed
+        the check (the caller keeps it across retries). Returns True if the ETag was checked
+        and matched, False if it was not checked; raises ChecksumMismatchError.
+
+        In auto mode an ETag counts as an MD5 only once the endpoint proved it (one match);
+        until then, two attempts of the same length and the same bytes that both disagree
+        with it show the endpoint's ETags are not MD5s (hadro's ``md5(size:mtime)``): the
+        data is accepted, one WARNING is logged, and ETag checks stop for this endpoint.
+        """
+        mode = self.verify_etag
+        if mode == "off" or (mode == "auto" and self._etag_is_md5 is False):
+            return False
+        if digest == etag:
+            if mode == "auto" and self._etag_is_md5 is None:
+                self._etag_is_md5 = True
+            return True
+        if mode == "auto" and self._etag_is_md5 is None and (size, digest) in mismatched:
+            with self._lock:
+                first = self._etag_is_md5 is None
+                self._etag_is_md5 = False
+            if first:
+                logger.warning(
+                    "%s: ETags from %s are not MD5s of the bytes (two identical downloads "
+                    "disagree with %s); ETag checks are off for this endpoint",
+                    url,
+                    self._netloc or "AWS",
+                    etag,
+                )
+            return False
+        mismatched.append((size, digest))
+        raise ChecksumMismatchError(url, etag, digest)
 
     def put_object_from_file(
         self,
@@ -596,11 +737,49 @@ class S3Client:
     def create_multipart_upload(
         self, bucket: str, key: str, *, content_type: str | None = None
     ) -> str:
-        """CreateMultipartUpload; returns the UploadId. Raises S3Error/TransportError."""
-        headers = {"content-type": content_type or "application/octet-stream"}
+        """CreateMultipartUpload; returns the UploadId. Raises S3Error/TransportError.
 
-        resp = self.request("POST", bucket, key, query=[("uploads", "")], headers=headers)
-        return s3xml.parse_initiate_multipart(resp.read())
+        Any root element carrying an UploadId is accepted. When an attempt was retried (its
+        answer lost), the server may have started an upload we never heard of: after the
+        success, this key's other uploads initiated since the first attempt are aborted
+        (ListMultipartUploads, then AbortMultipartUpload), so none is left orphaned.
+        """
+        headers = {"content-type": content_type or "application/octet-stream"}
+        tries = [0]
+        started = self._now().timestamp()
+
+        def once() -> str:
+            tries[0] += 1
+            with self.send("POST", bucket, key, query=[("uploads", "")], headers=headers) as resp:
+                body = read_capped(resp, bucket=bucket)
+            try:
+                return s3xml.parse_initiate_multipart(body)
+            except ValueError as exc:
+                raise _malformed("bad CreateMultipartUpload answer", exc, bucket, key) from None
+
+        upload_id = self._attempts(once)
+        if tries[0] > 1:
+            self._abort_strays(bucket, key, upload_id, since=started - 5.0)
+        return upload_id
+
+    def _abort_strays(self, bucket: str, key: str, keep: str, *, since: float) -> None:
+        """Abort ``key``'s multipart uploads initiated at or after ``since`` (epoch s), but
+        ``keep``; failures are logged, never raised (the upload itself succeeded)."""
+        try:
+            with self.request(
+                "GET", bucket, None, query=[("prefix", key), ("uploads", "")]
+            ) as resp:
+                uploads = s3xml.parse_list_multipart_uploads(read_capped(resp, bucket=bucket))
+            for other_key, upload_id, initiated in uploads:
+                if other_key == key and upload_id != keep and initiated >= since:
+                    logger.info(
+                        "aborting stray multipart upload %s of s3://%s/%s", upload_id, bucket, key
+                    )
+                    self.abort_multipart_upload(bucket, key, upload_id)
+        except (Pos3liteError, ValueError) as exc:
+            logger.warning(
+                "could not look for stray multipart uploads of s3://%s/%s: %s", bucket, key, exc
+            )
 
     def upload_part(
         self,
@@ -695,7 +874,7 @@ class S3Client:
                 body=body,
                 headers={"content-type": "application/xml"},
             ) as resp:
-                data = resp.read()
+                data = read_capped(resp, bucket=bucket)
             err = s3xml.parse_error(data)
             if err is not None:
                 raise S3Error(
@@ -706,7 +885,10 @@ class S3Client:
                     bucket=bucket,
                     key=key,
                 )
-            return s3xml.parse_complete_multipart(data)
+            try:
+                return s3xml.parse_complete_multipart(data)
+            except ValueError as exc:
+                raise _malformed("bad CompleteMultipartUpload answer", exc, bucket, key) from None
 
         return self._attempts(once)
 
@@ -718,15 +900,42 @@ class S3Client:
         except NotFoundError:
             pass
 
+    def delete_object(self, bucket: str, key: str) -> None:
+        """DeleteObject (one key); a missing key counts as deleted. Raises S3Error."""
+        try:
+            with self.request("DELETE", bucket, key) as resp:
+                resp.read()
+        except NotFoundError as exc:
+            if exc.code == "NoSuchBucket":
+                raise
+
+    def _delete_singly(self, bucket: str, keys: Sequence[str]) -> list[S3Error]:
+        failures: list[S3Error] = []
+        for key in keys:
+            try:
+                self.delete_object(bucket, key)
+            except S3Error as exc:
+                failures.append(exc)
+        return failures
+
     def delete_objects(self, bucket: str, keys: Sequence[str]) -> list[S3Error]:
         """Delete ``keys`` with DeleteObjects in batches of 1000 (the S3 limit).
 
-        Returns one S3Error per key S3 reported it could not delete (per-key errors do not
-        stop the other keys). Raises S3Error/TransportError if a whole batch request fails.
+        Keys that XML 1.0 cannot carry (control characters) are deleted one by one with
+        DeleteObject, as is everything on an endpoint that answered DeleteObjects with 501,
+        ``NotImplemented`` or 405 (GCS's XML API, localbucket): that is remembered for the
+        client's life, so later calls go straight to single deletes.
+
+        Returns one S3Error per key that could not be deleted (per-key errors do not stop
+        the other keys). Raises S3Error/TransportError if a whole batch request fails.
         """
-        failures: list[S3Error] = []
+        failures = self._delete_singly(bucket, [k for k in keys if not s3xml.xml_can_carry(k)])
+        keys = [k for k in keys if s3xml.xml_can_carry(k)]
         for start in range(0, len(keys), 1000):
             batch = keys[start : start + 1000]
+            if self._no_delete_objects:
+                failures += self._delete_singly(bucket, batch)
+                continue
             body = s3xml.build_delete_objects(batch)
             headers = {
                 "content-md5": base64.b64encode(
@@ -734,7 +943,21 @@ class S3Client:
                 ).decode("ascii"),
                 "content-type": "application/xml",
             }
-            result = self._attempts(functools.partial(self._delete_batch, bucket, body, headers))
+            try:
+                result = self._attempts(
+                    functools.partial(self._delete_batch, bucket, body, headers)
+                )
+            except S3Error as exc:
+                if not (exc.status in (405, 501) or exc.code == "NotImplemented"):
+                    raise
+                logger.info(
+                    "%s has no DeleteObjects (%s); deleting one key at a time",
+                    self._netloc or "AWS",
+                    exc.code,
+                )
+                self._no_delete_objects = True
+                failures += self._delete_singly(bucket, batch)
+                continue
             for key, code, message in result.errors:
                 cls = AccessDeniedError if code == "AccessDenied" else S3Error
                 failures.append(cls(code, message, status=200, bucket=bucket, key=key))
@@ -746,7 +969,11 @@ class S3Client:
         with self.send(
             "POST", bucket, None, query=[("delete", "")], headers=headers, body=body
         ) as resp:
-            return s3xml.parse_delete_result(resp.read())
+            data = read_capped(resp, bucket=bucket)
+        try:
+            return s3xml.parse_delete_result(data)
+        except ValueError as exc:
+            raise _malformed("unreadable DeleteObjects answer", exc, bucket, None) from None
 
     def head_bucket(self, bucket: str) -> None:
         """HeadBucket: returns if the bucket exists and is reachable; raises S3Error if not."""
@@ -769,13 +996,217 @@ class S3Client:
         """Close the transport."""
         self._transport.close()
 
+    def list_buckets(self) -> list[tuple[str, float]]:
+        """ListBuckets (AWS page "ListBuckets", Amazon S3 API Reference): every bucket the
+        credentials own, as ``(name, creation time in seconds since the Unix epoch)``, in the
+        server's order. Follows ``ContinuationToken`` pages. Raises S3Error."""
+        out: list[tuple[str, float]] = []
+        token: str | None = None
+        while True:
+            query = [("continuation-token", token)] if token else []
+            with self.request("GET", "", None, query=query) as resp:
+                try:
+                    root, ns, tag = s3xml._parse(read_capped(resp))
+                except ValueError:  # not well-formed XML at all: not an S3 answer
+                    tag = ""
+                if tag != "ListAllMyBucketsResult":
+                    raise S3Error(
+                        "InvalidResponse",
+                        "the endpoint did not answer like S3 (no ListAllMyBucketsResult)",
+                        status=resp.status,
+                    )
+            for el in root.iter(f"{ns}Bucket"):
+                created = s3xml._text(el, f"{ns}CreationDate")
+                out.append(
+                    (s3xml._text(el, f"{ns}Name"), s3xml.parse_iso8601(created) if created else 0.0)
+                )
+            token = s3xml._text(root, f"{ns}ContinuationToken") or None
+            if token is None:
+                return out
+    # ================================================================== object API (issue 10)
+    # Conditional reads and writes, copy, multipart copy and presigned URLs for
+    # pos3lite.objects and pos3lite.lock. Spec: S3 API Reference "GetObject", "PutObject",
+    # "CopyObject", "UploadPartCopy", "CompleteMultipartUpload", "DeleteObject"; S3 User Guide
+    # "Conditional requests" and "Checking object integrity"; RFC 9110 section 13.
 
-def _object_info(key: str, resp: Response, *, size: int | None = None) -> ObjectInfo:
+    def call(
+        self,
+        method: str,
+        bucket: str,
+        key: str | None,
+        *,
+        query: Sequence[tuple[str, str]] = (),
+        headers: Mapping[str, str] | None = None,
+        body: bytes | None = None,
+        attempts: list[int] | None = None,
+    ) -> tuple[Mapping[str, str], bytes]:
+        """One request under the retry policy; returns the response headers and body.
+
+        ``attempts``, if given, gets one item appended per attempt sent, so a caller can tell
+        a 412 that followed a retried conditional write (the first attempt may have won)
+        from a plain one. A 200 answer carrying an ``<Error>`` body (CopyObject,
+        CompleteMultipartUpload) is raised as S3Error. 412 answers are raised as
+        PreconditionFailedError. Raises S3Error, TransportError, CredentialsError.
+        """
+
+        def once() -> tuple[Mapping[str, str], bytes]:
+            if attempts is not None:
+                attempts.append(1)
+            with self.send(
+                method, bucket, key, query=query, headers=headers, body=body, preload=True
+            ) as resp:
+                data = b"" if method == "HEAD" else resp.read()
+                copying = "x-amz-copy-source" in (headers or {})
+                if method == "POST" or (method == "PUT" and copying):
+                    err = s3xml.parse_error(data) if data.lstrip()[:1] == b"<" else None
+                    if err is not None:
+                        raise S3Error(
+                            err.code,
+                            err.message,
+                            status=200,
+                            request_id=err.request_id,
+                            bucket=bucket,
+                            key=key,
+                        )
+                return resp.headers, data
+
+        try:
+            return self._attempts(once)
+        except S3Error as exc:
+            raise precondition_error(exc) from None
+
+    def open_object(
+        self,
+        bucket: str,
+        key: str,
+        *,
+        headers: Mapping[str, str] | None = None,
+        query: Sequence[tuple[str, str]] = (),
+    ) -> Response:
+        """Open a GetObject stream under the retry policy (retried until the status line and
+        headers arrive); the caller reads and closes the body. 412 is raised as
+        PreconditionFailedError, 404 as NotFoundError."""
+
+        def once() -> Response:
+            return self.send("GET", bucket, key, query=query, headers=headers)
+
+        try:
+            return self._attempts(once)
+        except S3Error as exc:
+            raise precondition_error(exc) from None
+
+    def presign_url(
+        self,
+        method: str,
+        bucket: str,
+        key: str,
+        *,
+        expires: int,
+        headers: Mapping[str, str] | None = None,
+        query: Sequence[tuple[str, str]] = (),
+    ) -> tuple[str, Credentials | None]:
+        """A presigned URL (SigV4 query form, "Authenticating Requests: Using Query
+        Parameters") for ``method`` on ``bucket``/``key``, valid for ``expires`` seconds
+        (1..604800). ``headers`` beyond ``host`` are signed and must be sent by whoever uses
+        the URL. Returns the URL and the credentials that signed it (``None`` when
+        anonymous, in which case the URL is unsigned)."""
+        host, raw_path = self._host_and_path(bucket, key)
+        path = sigv4.encode_path(raw_path)
+        hdrs = {k.lower(): v for k, v in (headers or {}).items()}
+        hdrs["host"] = host
+        params = list(query)
+        creds: Credentials | None = None
+        if self._credentials is not None:
+            creds = self._credentials.resolve()
+            params = sigv4.presign(
+                method=method,
+                path=path,
+                query=params,
+                headers=hdrs,
+                credentials=creds,
+                region=self.region_for(bucket),
+                service="s3",
+                now=self._now(),
+                expires=expires,
+            )
+        url = f"{self._scheme}://{host}{path}"
+        if params:
+            # In signing order, X-Amz-Signature last (as the AWS SDKs write it).
+            url += "?" + "&".join(f"{sigv4.uri_encode(k)}={sigv4.uri_encode(v)}" for k, v in params)
+        return url, creds
+
+    @property
+    def endpoint_id(self) -> str:
+        """``scheme://host[:port]`` of the endpoint (AWS: its regional host), for caches."""
+        if self._custom:
+            return f"{self._scheme}://{self._netloc}{self._base_path}"
+        return f"https://s3.{self.region}.amazonaws.com"
+
+
+def precondition_error(exc: S3Error) -> S3Error:
+    """``exc`` as a PreconditionFailedError when it is an HTTP 412, else unchanged."""
+    if exc.status != 412 or isinstance(exc, PreconditionFailedError):
+        return exc
+    return PreconditionFailedError(
+        exc.code,
+        exc.message,
+        status=exc.status,
+        request_id=exc.request_id,
+        bucket=exc.bucket,
+        key=exc.key,
+        region=exc.region,
+        server_time=exc.server_time,
+    )
+
+
+def read_capped(resp: Response, *, bucket: str = "", limit: int = s3xml.MAX_BODY) -> bytes:
+    """Read a whole XML answer body of at most ``limit`` bytes (16 MiB).
+
+    Raises S3Error (``MalformedResponse``, retried) when the body, or its announced
+    Content-Length, is larger: such an answer is not S3's, and is never read into memory.
+    """
+    announced = resp.headers.get("content-length", "")
+    if announced.isdigit() and int(announced) > limit:
+        raise S3Error(
+            MALFORMED,
+            f"answer body of {announced} bytes is over {limit}",
+            status=resp.status,
+            bucket=bucket or None,
+        )
+    chunks: list[bytes] = []
+    total = 0
+    for chunk in resp.iter_bytes():
+        total += len(chunk)
+        if total > limit:
+            raise S3Error(
+                MALFORMED,
+                f"answer body is over {limit} bytes",
+                status=resp.status,
+                bucket=bucket or None,
+            )
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _content_length(resp: Response, bucket: str, key: str | None, default: str) -> int:
+    value = resp.headers.get("content-length", default).strip()
+    if not value.lstrip("-").isdigit() or (value.startswith("-") and value != default):
+        raise _malformed("bad Content-Length", ValueError(repr(value)), bucket, key)
+    return int(value)
+
+
+def _object_info(
+    key: str, resp: Response, *, size: int | None = None, bucket: str = ""
+) -> ObjectInfo:
     last_modified = resp.headers.get("last-modified")
+    try:
+        mtime = s3xml.parse_http_date(last_modified) if last_modified else 0.0
+    except ValueError as exc:
+        raise _malformed("bad Last-Modified", exc, bucket, key) from None
     return ObjectInfo(
         key=key,
-        size=size if size is not None else int(resp.headers.get("content-length", "0")),
-        last_modified=s3xml.parse_http_date(last_modified) if last_modified else 0.0,
+        size=size if size is not None else _content_length(resp, bucket, key, "0"),
+        last_modified=mtime,
         etag=resp.headers.get("etag", "").strip('"'),
     )
 
@@ -783,9 +1214,9 @@ def _object_info(key: str, resp: Response, *, size: int | None = None) -> Object
 class _Prefetch:
     """Runs ``fetch(token)`` on a daemon thread; :meth:`result` returns it or raises."""
 
-    def __init__(self, fetch: Callable[[str | None], bytes], token: str) -> None:
+    def __init__(self, fetch: Callable[[str | None], s3xml.ListPage], token: str) -> None:
         self._done = threading.Event()
-        self._value = b""
+        self._value = s3xml.ListPage((), (), None)
         self._error: BaseException | None = None
 
         def run() -> None:
@@ -798,11 +1229,51 @@ class _Prefetch:
 
         threading.Thread(target=run, name="pos3lite-list-prefetch", daemon=True).start()
 
-    def result(self) -> bytes:
+    def result(self) -> s3xml.ListPage:
         self._done.wait()
         if self._error is not None:
             raise self._error
         return self._value
+
+
+def _unverified(url: str, why: str) -> None:
+    logger.warning("%s: downloaded unverified (%s)", url, why)
+
+
+class _Checksum:
+    """A full-object ``x-amz-checksum-*`` value from a GET, checked as the bytes stream."""
+
+    def __init__(self, name: str, expected: str) -> None:
+        import zlib
+
+        self.name, self.expected = name, expected
+        self._crc = 0
+        self._hash = None if name == "crc32" else hashlib.new(name)
+        self._zlib_crc32 = zlib.crc32
+
+    def update(self, chunk: bytes) -> None:
+        if self._hash is not None:
+            self._hash.update(chunk)
+        else:
+            self._crc = self._zlib_crc32(chunk, self._crc)
+
+    def verify(self, url: str) -> None:
+        raw = self._hash.digest() if self._hash is not None else self._crc.to_bytes(4, "big")
+        got = base64.b64encode(raw).decode("ascii")
+        if got != self.expected:
+            raise ChecksumMismatchError(url, f"{self.name} {self.expected}", got)
+
+
+def _checksum_for(resp: Response) -> _Checksum | None:
+    """The first full-object checksum header the answer carries, or ``None``. Composite
+    checksums (``x-amz-checksum-type: COMPOSITE``, values ending ``-N``) are per-part."""
+    if resp.headers.get("x-amz-checksum-type", "FULL_OBJECT").upper() == "COMPOSITE":
+        return None
+    for header in _CHECKSUM_HEADERS:
+        value = resp.headers.get(header, "").strip()
+        if value and "-" not in value:
+            return _Checksum(header.rsplit("-", 1)[-1], value)
+    return None
 
 
 def _md5_etag(etag: str, resp: Response) -> bool:

@@ -241,7 +241,7 @@ def _build(
     *,
     escaped: bool,
 ) -> ScannedPage:
-    url_encoded = encoding_type == "url"
+    url_encoded = encoding_type.strip().lower() == "url"  # as xml.py (and botocore)
     unesc = _unescape if escaped else _identity
     entries: list[Entry] = []
     append = entries.append

@@ -12,7 +12,9 @@ Guide, "Retry behavior"):
 * transient codes (``RequestTimeout``, ``InternalError``, ``ServiceUnavailable``, ...);
 * HTTP 500, 502, 503 and 504 whatever the code;
 * transport failures: connection refused or reset, connect and read timeouts, bodies cut
-  short (:class:`~pos3lite.errors.TransportError`);
+  short (:class:`~pos3lite.errors.TransportError`), but not a TLS certificate that failed
+  verification (:class:`~pos3lite.errors.CertificateError`), which is final;
+* 2xx answers that could not be parsed (``MalformedResponse``);
 * checksum mismatches (``BadDigest``, ``XAmzContentSHA256Mismatch``, and
   :class:`~pos3lite.errors.ChecksumMismatchError` from our own download check).
 
@@ -24,7 +26,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from ..errors import ChecksumMismatchError, S3Error, TransportError
+from ..errors import CertificateError, ChecksumMismatchError, S3Error, TransportError
 
 __all__ = ["RETRYABLE_STATUS", "THROTTLING_CODES", "TRANSIENT_CODES", "Retry", "is_retryable"]
 
@@ -55,13 +57,23 @@ TRANSIENT_CODES = frozenset(
         "BadDigest",
         "XAmzContentSHA256Mismatch",
         "IDPCommunicationError",
+        # 409 on a conditional write racing another ("Conditional requests", S3 guide).
+        "ConditionalRequestConflict",
+        # Our own code for a 2xx answer we could not parse (a proxy's HTML page, a body cut
+        # mid-XML): another attempt usually reaches the real server (pos3lite.s3.client).
+        "MalformedResponse",
     }
 )
 RETRYABLE_STATUS = frozenset({429, 500, 502, 503, 504})
 
 
 def is_retryable(exc: BaseException) -> bool:
-    """True if ``exc`` is worth another attempt (see the module rules)."""
+    """True if ``exc`` is worth another attempt (see the module rules).
+
+    A TLS certificate that failed verification is not: it fails the same way every time.
+    """
+    if isinstance(exc, CertificateError):
+        return False
     if isinstance(exc, (TransportError, ChecksumMismatchError)):
         return True
     if isinstance(exc, S3Error):

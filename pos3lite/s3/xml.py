@@ -18,6 +18,7 @@ from datetime import datetime
 from urllib.parse import unquote_plus
 
 __all__ = [
+    "MAX_BODY",
     "DeleteResult",
     "ErrorInfo",
     "ListPage",
@@ -30,9 +31,16 @@ __all__ = [
     "parse_http_date",
     "parse_initiate_multipart",
     "parse_iso8601",
+    "parse_list_multipart_uploads",
     "parse_list_objects_v2",
     "peek_continuation_token",
+    "xml_can_carry",
 ]
+
+#: The largest XML answer body read (listing pages, error bodies, multipart results), bytes.
+#: A ListObjectsV2 page of 1000 keys of 1024 bytes each is about 1.3 MiB; anything beyond
+#: this is not an S3 answer (a proxy page, a runaway stream) and is refused unread.
+MAX_BODY = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -77,7 +85,11 @@ class DeleteResult:
 def _parse(body: bytes) -> tuple[ET.Element, str, str]:
     """Parse ``body``; return the root, its namespace prefix (``"{uri}"`` or ``""``; S3
     answers in the 2006-03-01 namespace, some compatible stores in none) and its local tag."""
-    root = ET.fromstring(body)
+    try:
+        root = ET.fromstring(body)
+    except ET.ParseError as exc:
+        # ParseError is a SyntaxError: callers catch ValueError for every malformed answer.
+        raise ValueError(f"not well-formed XML ({exc}): {body[:60]!r}") from None
     ns = root.tag[: root.tag.index("}") + 1] if root.tag.startswith("{") else ""
     return root, ns, root.tag[len(ns) :]
 
@@ -90,8 +102,32 @@ def _text(el: ET.Element | None, name: str) -> str:
 
 
 def escape(text: str) -> str:
-    """Escape ``&``, ``<`` and ``>`` for XML character data."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """Escape ``&``, ``<`` and ``>`` for XML character data, and write ``\\r``, ``\\n`` and
+    ``\\t`` as character references: a parser normalises literal line ends (``\\r\\n`` and
+    ``\\r`` become ``\\n``, XML 1.0 section 2.11), so a key ``a\\rb`` sent literally arrives
+    as ``a\\nb`` and names another object."""
+    return (
+        text.replace("&", "&amp;")
+        .replace("<", "&lt;")
+        .replace(">", "&gt;")
+        .replace("\r", "&#13;")
+        .replace("\n", "&#10;")
+        .replace("\t", "&#9;")
+    )
+
+
+# XML 1.0 "Char": tab, line feed, carriage return and the ranges below; nothing else can be
+# written in a document at all, not even as a character reference.
+_NOT_XML_CHAR = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")
+
+
+def xml_can_carry(text: str) -> bool:
+    """True if ``text`` can be written in an XML 1.0 document (see :func:`escape`).
+
+    False for C0 controls other than tab, LF and CR, lone surrogates, U+FFFE and U+FFFF;
+    such keys must be deleted with a single DeleteObject, never inside DeleteObjects.
+    """
+    return _NOT_XML_CHAR.search(text) is None
 
 
 _ISO_RE = re.compile(
@@ -166,13 +202,16 @@ def peek_continuation_token(body: bytes) -> str | None:
 def parse_list_objects_v2(body: bytes, *, url_encoded: bool = True) -> ListPage:
     """Parse a ListObjectsV2 result body.
 
-    With ``url_encoded`` (the request had ``encoding-type=url``) keys and prefixes are
-    decoded the way S3 encodes them (form encoding: ``+`` is a space, ``%2B`` a plus).
-    Raises ValueError when the body is not a ListBucketResult.
+    Keys and prefixes are decoded the way S3 encodes them (form encoding: ``+`` is a space,
+    ``%2B`` a plus) only when the body echoes ``<EncodingType>url</EncodingType>``, as
+    botocore does: a server that ignored ``encoding-type=url`` (s3rver) sends raw keys, and
+    decoding ``a+b.txt`` would name another object. ``url_encoded=False`` never decodes.
+    Raises ValueError when the body is not a well-formed ListBucketResult.
     """
     root, ns, tag = _parse(body)
     if tag != "ListBucketResult":
         raise ValueError(f"expected ListBucketResult, got <{tag}>")
+    url_encoded = url_encoded and _text(root, ns + "EncodingType").strip().lower() == "url"
 
     def dec(s: str) -> str:
         return unquote_plus(s) if url_encoded and ("%" in s or "+" in s) else s
@@ -203,7 +242,7 @@ def parse_error(body: bytes) -> ErrorInfo | None:
         return None
     try:
         root, ns, tag = _parse(body)
-    except ET.ParseError:
+    except ValueError:
         return None
     if tag != "Error":
         return None
@@ -218,10 +257,15 @@ def parse_error(body: bytes) -> ErrorInfo | None:
 def build_delete_objects(keys: Sequence[str], *, quiet: bool = True) -> bytes:
     """Build the DeleteObjects request body for up to 1000 keys (UTF-8 bytes).
 
-    Raises ValueError for an empty batch or more than 1000 keys (the S3 limit).
+    ``\\r``, ``\\n`` and ``\\t`` are written as character references (see :func:`escape`).
+    Raises ValueError for an empty batch, more than 1000 keys (the S3 limit), or a key XML
+    cannot carry (see :func:`xml_can_carry`; delete those one by one).
     """
     if not keys or len(keys) > 1000:
         raise ValueError(f"DeleteObjects takes 1..1000 keys, got {len(keys)}")
+    for key in keys:
+        if not xml_can_carry(key):
+            raise ValueError(f"key {key!r} cannot be written in XML; delete it on its own")
     parts = ['<?xml version="1.0" encoding="UTF-8"?><Delete>']
     if quiet:
         parts.append("<Quiet>true</Quiet>")
@@ -245,12 +289,39 @@ def parse_delete_result(body: bytes) -> DeleteResult:
 
 
 def parse_initiate_multipart(body: bytes) -> str:
-    """The UploadId of a CreateMultipartUpload result. Raises ValueError if absent."""
+    """The UploadId of a CreateMultipartUpload result.
+
+    Any root element carrying an ``UploadId`` is accepted (rclone answers
+    ``<InitiateMultipartUpload>``, not ``<InitiateMultipartUploadResult>``): an UploadId
+    that was issued must be read, or the upload could never be aborted. Raises ValueError
+    for an ``<Error>`` body or a body without an UploadId.
+    """
     root, ns, tag = _parse(body)
-    upload_id = _text(root, ns + "UploadId")
-    if tag != "InitiateMultipartUploadResult" or not upload_id:
-        raise ValueError(f"expected InitiateMultipartUploadResult with an UploadId, got <{tag}>")
+    upload_id = _text(root, ns + "UploadId").strip()
+    if tag == "Error" or not upload_id:
+        raise ValueError(f"expected a CreateMultipartUpload result with an UploadId, got <{tag}>")
     return upload_id
+
+
+def parse_list_multipart_uploads(body: bytes) -> list[tuple[str, str, float]]:
+    """``(key, upload_id, initiated)`` for each ``<Upload>`` of a ListMultipartUploads
+    result (``initiated`` in epoch seconds; 0.0 when absent). Keys are not URL-decoded
+    (the request does not ask for ``encoding-type``). Raises ValueError when malformed.
+    """
+    root, ns, tag = _parse(body)
+    if tag != "ListMultipartUploadsResult":
+        raise ValueError(f"expected ListMultipartUploadsResult, got <{tag}>")
+    out = []
+    for u in root.iterfind(ns + "Upload"):
+        initiated = _text(u, ns + "Initiated")
+        out.append(
+            (
+                _text(u, ns + "Key"),
+                _text(u, ns + "UploadId"),
+                parse_iso8601(initiated) if initiated else 0.0,
+            )
+        )
+    return out
 
 
 def build_complete_multipart(parts: Sequence[tuple[int, str]]) -> bytes:
@@ -279,4 +350,28 @@ def parse_complete_multipart(body: bytes) -> str:
     root, ns, tag = _parse(body)
     if tag != "CompleteMultipartUploadResult":
         raise ValueError(f"expected CompleteMultipartUploadResult, got <{tag}>")
+    return _text(root, ns + "ETag").strip('"')
+
+
+def build_complete_multipart_checksums(parts: Sequence[tuple[int, str, str]], name: str) -> bytes:
+    """The CompleteMultipartUpload body for ``(part_number, etag, checksum)`` triples, each
+    part carrying its checksum element ``name`` (e.g. ``"ChecksumCRC32"``, base64 value).
+
+    Raises ValueError like :func:`build_complete_multipart`.
+    """
+    plain = build_complete_multipart([(n, e) for n, e, _ in parts])
+    if not name.isalnum():
+        raise ValueError(f"invalid checksum element name {name!r}")
+    for n, e, value in parts:
+        before = f"<PartNumber>{n}</PartNumber><ETag>&quot;{escape(e.strip(chr(34)))}&quot;</ETag>"
+        after = before + f"<{name}>{escape(value)}</{name}>"
+        plain = plain.replace(before.encode(), after.encode(), 1)
+    return plain
+
+
+def parse_copy_result(body: bytes) -> str:
+    """The ETag (no quotes) of a CopyObjectResult or CopyPartResult. Raises ValueError."""
+    root, ns, tag = _parse(body)
+    if tag not in ("CopyObjectResult", "CopyPartResult"):
+        raise ValueError(f"expected CopyObjectResult or CopyPartResult, got <{tag}>")
     return _text(root, ns + "ETag").strip('"')

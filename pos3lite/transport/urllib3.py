@@ -14,13 +14,19 @@ Rules:
 * timeouts are a connect timeout and a read *idle* timeout (urllib3 applies the read timeout
   to each socket read), never a whole-request deadline;
 * every urllib3 error is translated to :class:`pos3lite.errors.TransportError` here, at one
-  boundary, including errors raised while the body streams.
+  boundary, including errors raised while the body streams; a TLS certificate that fails
+  verification becomes :class:`pos3lite.errors.CertificateError`, which is never retried;
+* proxies and the CA bundle as botocore: ``HTTPS_PROXY``/``HTTP_PROXY`` (either case) pick a
+  proxy by the target's scheme, ``NO_PROXY`` bypasses it (``urllib.request``'s rules), HTTPS
+  goes through a CONNECT tunnel and plain HTTP in absolute form; ``AWS_CA_BUNDLE`` replaces
+  the system trust store. Read when the transport is built.
 """
 
 from __future__ import annotations
 
+import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -35,7 +41,7 @@ from urllib3.exceptions import (
 )
 from urllib3.exceptions import ReadTimeoutError as _Urllib3ReadTimeout
 
-from ..errors import ConnectError, ReadTimeoutError, TransportError
+from ..errors import CertificateError, ConnectError, ReadTimeoutError, TransportError
 from .base import Headers, Request, Response
 
 if TYPE_CHECKING:
@@ -57,7 +63,11 @@ class Urllib3Transport:
             worker threads); extra concurrent requests open short-lived connections.
         timeout: default ``(connect, read_idle)`` timeouts in seconds, used when a request
             carries none.
-        ca_bundle: optional path to a PEM bundle replacing the system trust store.
+        ca_bundle: optional path to a PEM bundle replacing the system trust store; default
+            ``$AWS_CA_BUNDLE``.
+        proxies: ``{"http": url, "https": url, "no": "host,.domain"}``; default from the
+            environment (``HTTPS_PROXY``, ``HTTP_PROXY``, ``NO_PROXY``, as botocore).
+        environ: the environment read for the two defaults (default :data:`os.environ`).
     """
 
     def __init__(
@@ -66,13 +76,22 @@ class Urllib3Transport:
         max_connections: int = 10,
         timeout: tuple[float, float] = DEFAULT_TIMEOUT,
         ca_bundle: str | None = None,
+        proxies: Mapping[str, str] | None = None,
+        environ: Mapping[str, str] | None = None,
     ) -> None:
         if max_connections < 1:
             raise ValueError(f"max_connections must be >= 1, got {max_connections!r}")
+        env = os.environ if environ is None else environ
+        if proxies is None:
+            proxies = _proxies_from(env)
+        self._proxies = dict(proxies)
+        self._proxy_managers: dict[str, urllib3.ProxyManager] = {}
+        self._proxy_headers: dict[tuple[str, str], dict[str, str]] = {}
+        self._max_connections = max_connections
         self._timeout = timeout
         self._lock = threading.Lock()
         self._ssl_context: ssl.SSLContext | None = None
-        self._ca_bundle = ca_bundle
+        self._ca_bundle = ca_bundle or env.get("AWS_CA_BUNDLE") or None
         self._pools: dict[tuple[str, str], urllib3.HTTPConnectionPool] = {}
         self._timeouts: dict[tuple[float, float], urllib3.Timeout] = {}
         self._manager = urllib3.PoolManager(
@@ -84,7 +103,8 @@ class Urllib3Transport:
         )
 
     def _pool(self, scheme: str, host: str, port: int | None) -> urllib3.HTTPConnectionPool:
-        if scheme == "https":
+        proxy = self._proxy_for(scheme, host)
+        if scheme == "https" or (proxy or "").startswith("https"):
             with self._lock:
                 if self._ssl_context is None:
                     # One SSL context for every pool: verification on, system trust store
@@ -98,7 +118,42 @@ class Urllib3Transport:
                         ctx.load_default_certs()
                     self._ssl_context = ctx
                     self._manager.connection_pool_kw["ssl_context"] = ctx
+                    for manager in self._proxy_managers.values():
+                        manager.connection_pool_kw["ssl_context"] = ctx
+        if proxy:
+            with self._lock:
+                found = self._proxy_managers.get(proxy)
+                if found is None:
+                    # user:password in the proxy URL becomes Proxy-Authorization (also on
+                    # the CONNECT of a tunnel), as requests/botocore do.
+                    parsed = urlsplit(proxy)
+                    headers = None
+                    if parsed.username is not None:
+                        from urllib.parse import unquote
+
+                        auth = f"{unquote(parsed.username)}:{unquote(parsed.password or '')}"
+                        headers = urllib3.make_headers(proxy_basic_auth=auth)
+                    found = urllib3.ProxyManager(
+                        proxy,
+                        proxy_headers=headers,
+                        num_pools=64,
+                        maxsize=self._max_connections,
+                        block=False,
+                        retries=False,
+                        ssl_context=self._ssl_context,
+                    )
+                    self._proxy_managers[proxy] = found
+            return found.connection_from_host(host, port, scheme)
         return self._manager.connection_from_host(host, port, scheme)
+
+    def _proxy_for(self, scheme: str, host: str) -> str | None:
+        """The proxy URL for ``scheme://host``, or ``None`` (no proxy, or NO_PROXY)."""
+        proxy = self._proxies.get(scheme)
+        if not proxy:
+            return None
+        if _bypassed(host, self._proxies.get("no", "")):
+            return None
+        return proxy if "://" in proxy else f"http://{proxy}"
 
     def send(self, request: Request) -> Response:
         """Send ``request`` and return the response with its body unread.
@@ -108,7 +163,7 @@ class Urllib3Transport:
             ReadTimeoutError: no byte arrived within the read timeout.
             TransportError: any other failure before a complete response head arrived.
         """
-        pool, target = self._route(request.url)
+        pool, target, extra = self._route(request.url)
         timeout = self._timeouts.get(request.timeout or self._timeout)
         if timeout is None:
             connect, read = request.timeout or self._timeout
@@ -119,7 +174,7 @@ class Urllib3Transport:
                 request.method,
                 target,
                 body=request.body,
-                headers=dict(request.headers),
+                headers={**dict(request.headers), **extra},
                 retries=False,
                 redirect=False,
                 assert_same_host=False,
@@ -147,8 +202,10 @@ class Urllib3Transport:
 
         return Response(raw.status, Headers(raw.headers), chunks=chunks(), on_close=on_close)
 
-    def _route(self, url: str) -> tuple[urllib3.HTTPConnectionPool, str]:
-        """The pool for ``url``'s origin and the request target (path and query as given)."""
+    def _route(self, url: str) -> tuple[urllib3.HTTPConnectionPool, str, dict[str, str]]:
+        """The pool for ``url``'s origin, the request target (path and query as given) and
+        extra headers. Plain HTTP through a proxy is sent in absolute form (RFC 9112
+        section 3.2.2) with the proxy's own headers; HTTPS goes through a CONNECT tunnel."""
         scheme, sep, rest = url.partition("://")
         netloc, slash, tail = rest.partition("/")
         pool = self._pools.get((scheme, netloc))
@@ -158,12 +215,22 @@ class Urllib3Transport:
                 raise TransportError(f"unsupported URL {url.split('?', 1)[0]!r}")
             pool = self._pool(scheme, parts.hostname, parts.port)
             self._pools[(scheme, netloc)] = pool
-        return pool, "/" + tail if slash else "/"
+            proxy = self._proxy_for(scheme, parts.hostname)
+            if proxy and scheme == "http":
+                manager = self._proxy_managers[proxy]
+                self._proxy_headers[(scheme, netloc)] = dict(manager.proxy_headers)
+        target = "/" + tail if slash else "/"
+        extra = self._proxy_headers.get((scheme, netloc))
+        if extra is not None:
+            return pool, f"{scheme}://{netloc}{target}", extra
+        return pool, target, {}
 
     def close(self) -> None:
         """Close every pooled connection."""
         self._pools.clear()
         self._manager.clear()
+        for manager in self._proxy_managers.values():
+            manager.clear()
 
 
 @contextmanager
@@ -180,6 +247,12 @@ def _translate(request: Request) -> Iterator[None]:
             f"read timed out for {where}: {exc}", method=request.method, url=request.url
         ) from None
     except SSLError as exc:
+        if _certificate_failure(exc):
+            raise CertificateError(
+                f"TLS certificate verification failed for {where}: {exc}",
+                method=request.method,
+                url=request.url,
+            ) from None
         raise ConnectError(
             f"TLS failure for {where}: {exc}", method=request.method, url=request.url
         ) from None
@@ -187,3 +260,52 @@ def _translate(request: Request) -> Iterator[None]:
         raise TransportError(
             f"connection failed for {where}: {exc}", method=request.method, url=request.url
         ) from None
+
+
+def _certificate_failure(exc: BaseException) -> bool:
+    """True if ``exc`` (or its cause chain) is a certificate verification failure."""
+    import ssl
+
+    seen: BaseException | None = exc
+    for _ in range(5):
+        if seen is None:
+            return False
+        if isinstance(seen, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(
+            seen
+        ):
+            return True
+        seen = (
+            seen.__cause__
+            or seen.__context__
+            or (seen.args[0] if seen.args and isinstance(seen.args[0], BaseException) else None)
+        )
+    return False
+
+
+def _proxies_from(env: Mapping[str, str]) -> dict[str, str]:
+    """``{"http", "https", "no"}`` from ``HTTP_PROXY``/``HTTPS_PROXY``/``NO_PROXY`` (lower
+    case wins, as in ``urllib.request.getproxies_environment``)."""
+    out: dict[str, str] = {}
+    for name in ("http", "https", "no"):
+        value = env.get(f"{name}_proxy") or env.get(f"{name.upper()}_PROXY")
+        if value:
+            out[name] = value
+    return out
+
+
+def _bypassed(host: str, no_proxy: str) -> bool:
+    """True if ``host`` matches ``NO_PROXY``: ``*``, the host itself, or a domain suffix
+    (``example.com`` and ``.example.com`` both cover ``s3.example.com``), as urllib's
+    ``proxy_bypass_environment`` and botocore."""
+    host = host.lower().strip("[]")
+    for entry in no_proxy.split(","):
+        entry = entry.strip().lower()
+        if not entry:
+            continue
+        if entry == "*":
+            return True
+        name = entry.rsplit(":", 1)[0] if entry.count(":") == 1 else entry
+        name = name.strip("[]").lstrip(".")
+        if host == name or host.endswith("." + name):
+            return True
+    return False

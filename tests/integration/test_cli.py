@@ -1,7 +1,8 @@
 """The ``pos3lite`` command line against a real server.
 
-Most tests run ``python -m pos3lite`` in a subprocess (the real entry point: exit status,
-stdout/stderr separation, no traceback); a few call :func:`pos3lite.cli.main` in-process.
+Most tests run the installed ``pos3lite`` console script in a subprocess (the real entry
+point: exit status, stdout/stderr separation, no traceback); a few call
+:func:`pos3lite.cli.main` in-process.
 The environment is isolated: AWS_* points at the test server, the AWS config files and the
 profiles file point at paths that do not exist, the cache root is under ``tmp_path``.
 """
@@ -9,6 +10,7 @@ profiles file point at paths that do not exist, the cache root is under ``tmp_pa
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -24,6 +26,7 @@ pytestmark = pytest.mark.integration
 
 
 def cli_env(server: Any, tmp_path: Path, **overrides: str | None) -> dict[str, str]:
+    (tmp_path / "no-profiles.toml").touch()  # an empty registry (a missing one is an error)
     env = {
         k: v
         for k, v in os.environ.items()
@@ -49,11 +52,19 @@ def cli_env(server: Any, tmp_path: Path, **overrides: str | None) -> dict[str, s
     return env
 
 
+def console_script() -> str:
+    """The installed ``pos3lite`` entry point of this interpreter's environment."""
+    beside = Path(sys.executable).parent / "pos3lite"
+    found = str(beside) if beside.is_file() else shutil.which("pos3lite")
+    assert found, "the pos3lite console script is not installed (pip install -e .)"
+    return found
+
+
 def run(
     args: list[str], env: dict[str, str], cwd: Path | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "pos3lite", *args],
+        [console_script(), *args],
         env=env,
         cwd=cwd,
         capture_output=True,
@@ -116,10 +127,12 @@ def test_ls_prints_one_url_per_line(data: str, env: dict[str, str]) -> None:
     )
 
 
-def test_ls_missing_prefix_is_empty_success(data: str, env: dict[str, str]) -> None:
-    proc = run(["ls", f"s3://{data}/missing/"], env)
-    assert proc.returncode == 0
-    assert proc.stdout == ""
+def test_ls_missing_prefix_fails_with_one_line(data: str, env: dict[str, str]) -> None:
+    # aws s3 ls exits 1 when nothing matches; an empty answer must not look like success.
+    for prefix in (f"s3://{data}/missing/", f"s3://{data}/missing"):
+        proc = run(["ls", prefix], env)
+        line = one_line(assert_failed(proc))
+        assert f"'s3://{data}/missing/'" in line
 
 
 def test_ls_in_process(data: str, s3_env: Any, capsys: pytest.CaptureFixture[str]) -> None:
@@ -482,10 +495,13 @@ def test_profile_flag_uses_profiles_file(data: str, s3_server: Any, tmp_path: Pa
     assert proc.stdout.splitlines() == [str(expected)]
     assert tree(expected) == {"b.txt": b"bravo"}
 
-    # The URL's profile@ selects it too, and output URLs never show it.
+    # The URL's profile@ selects it too, and output URLs keep it, so they can be fed back.
     proc = run(["ls", f"s3://seaweed@{data}/d/sub"], env)
     assert proc.returncode == 0, proc.stderr
-    assert proc.stdout.splitlines() == [f"s3://{data}/d/sub/b.txt"]
+    assert proc.stdout.splitlines() == [f"s3://seaweed@{data}/d/sub/b.txt"]
+    again = run(["ls", proc.stdout.strip()], env)
+    assert again.returncode == 0, again.stderr
+    assert again.stdout == proc.stdout
 
 
 def test_unknown_profile_fails(data: str, env: dict[str, str]) -> None:

@@ -19,14 +19,18 @@ REPO = PKG.parent
 PURE = [
     "errors.py",
     "urls.py",
+    "keys.py",
     "engine/model.py",
     "engine/diff.py",
     "engine/compare.py",
     "engine/filters.py",
     "auth/sigv4.py",
+    "auth/documents.py",
     "s3/xml.py",
     "s3/listscan.py",
+    "s3/retry.py",
     "transport/base.py",
+    "datasets/format.py",
 ]
 FORBIDDEN_IN_PURE = {"os", "socket", "threading", "time", "urllib3", "tqdm", "subprocess"}
 
@@ -104,3 +108,130 @@ def test_runtime_dependencies_are_urllib3_and_tqdm_only() -> None:
 
 def test_version_is_hard_coded() -> None:
     assert isinstance(pos3lite.__version__, str) and pos3lite.__version__.count(".") == 2
+
+
+def test_datasets_load_lazily_and_only_through_the_object_api() -> None:
+    code = (
+        "import sys, pos3lite; assert 'pos3lite.datasets' not in sys.modules; "
+        "import pos3lite.datasets; "
+        "print(','.join(m for m in ('urllib3','pos3lite.objects','pos3lite.s3.client') "
+        "if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert out == "", f"import pos3lite.datasets loaded: {out}"
+    for path in (PKG / "datasets").rglob("*.py"):
+        found = _imports(path) | {
+            node.module or ""
+            for node in ast.walk(ast.parse(path.read_text()))
+            if isinstance(node, ast.ImportFrom) and node.level
+        }
+        assert not {"s3.client", "transport.urllib3", "_mirror"} & found, path.name
+
+
+def test_object_api_names_are_lazy_and_not_shadowed_by_submodules() -> None:
+    """``pos3lite.lock`` / ``pos3lite.open`` stay the functions even after the modules that
+    define them were imported (a submodule named like a public function would replace it)."""
+    code = (
+        "import sys, pos3lite; "
+        "assert 'pos3lite.objects' not in sys.modules and 'pos3lite._lock' not in sys.modules; "
+        "c = pos3lite.Client(); c.lock; import pos3lite._lock, pos3lite.objects; "
+        "assert callable(pos3lite.lock) and callable(pos3lite.open), pos3lite.lock; "
+        "assert issubclass(pos3lite.NotFoundError, FileNotFoundError); "
+        "assert issubclass(pos3lite.AlreadyExistsError, (FileExistsError)); "
+        "assert issubclass(pos3lite.AlreadyExistsError, pos3lite.PreconditionFailedError)"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def _module_name(path: Path) -> str:
+    rel = path.relative_to(PKG.parent).with_suffix("")
+    parts = list(rel.parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _internal_imports(path: Path) -> set[str]:
+    """Every pos3lite module ``path`` imports, anywhere in the file (module level, inside
+    functions, under TYPE_CHECKING): a cycle through any of them is a design cycle."""
+    name = _module_name(path)
+    package = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]
+    modules = {_module_name(p) for p in PKG.rglob("*.py")}
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        targets: list[str] = []
+        if isinstance(node, ast.Import):
+            targets = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - (node.level - 1)]
+                mod = ".".join(base + ([node.module] if node.module else []))
+            else:
+                mod = node.module or ""
+            targets = [mod] + [f"{mod}.{a.name}" for a in node.names]
+        for target in targets:
+            if target in modules and target != name:
+                found.add(target)
+    return found
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    cycles: list[list[str]] = []
+    state: dict[str, int] = {}  # 1 = on the stack, 2 = done
+    stack: list[str] = []
+
+    def visit(node: str) -> None:
+        state[node] = 1
+        stack.append(node)
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                cycles.append([*stack[stack.index(nxt) :], nxt])
+            elif nxt not in state:
+                visit(nxt)
+        stack.pop()
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node)
+    return cycles
+
+
+def test_no_import_cycles() -> None:
+    # A package's __init__ re-exporting its own submodules is not a cycle of design: the
+    # edges from a submodule up to its own package (pos3lite.engine.diff -> pos3lite.engine)
+    # and from the top-level lazy __init__ are left out.
+    graph = {}
+    for path in PKG.rglob("*.py"):
+        name = _module_name(path)
+        deps = _internal_imports(path)
+        if path.name == "__init__.py":
+            deps = {d for d in deps if not d.startswith(name + ".")}
+        graph[name] = {d for d in deps if d != "pos3lite" and not name.startswith(d + ".")}
+    assert _cycles(graph) == []
+
+
+def test_the_cycle_check_sees_a_cycle() -> None:
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c", "a"]]
+    assert _cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_config_does_not_import_auth() -> None:
+    for path in (PKG / "config").glob("*.py"):
+        assert not any(m.startswith("pos3lite.auth") for m in _internal_imports(path)), path
+def test_the_server_launcher_is_stdlib_and_only_the_cli_imports_it() -> None:
+    """``pos3lite/_server.py`` (``pos3lite server``) stays out of every other module."""
+    allowed = set(sys.stdlib_module_names) | {"__future__"}
+    roots = {name.split(".")[0] for name in _imports(PKG / "_server.py")}
+    assert roots <= allowed, sorted(roots - allowed)
+    for path in PKG.rglob("*.py"):
+        rel = path.relative_to(PKG).as_posix()
+        if rel in ("cli.py", "_server.py"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom):
+                names = [node.module or ""] + [a.name for a in node.names]
+                assert not any(n.split(".")[-1] == "_server" for n in names), rel

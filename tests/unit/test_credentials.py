@@ -816,12 +816,21 @@ def test_provider_for_static_keys_ignore_environment(home: Path) -> None:
     assert chain.resolve() == Credentials("AKPROF", SECRET, TOKEN)
 
 
-@pytest.mark.parametrize("profile", [None, Profile("p", "https://e")])
-def test_provider_for_ambient(home: Path, profile: Profile | None) -> None:
+@pytest.mark.parametrize(
+    ("profile", "names"),
+    [
+        (None, AMBIENT),
+        # A custom endpoint never gets IMDS/container/web-identity credentials (issue 9).
+        (Profile("p", "https://e"), ["environment", "shared-credentials-file"]),
+        (Profile("p", "https://e", use_ambient_credentials=True), AMBIENT),
+        (Profile("p", "https://s3.eu-west-1.amazonaws.com"), AMBIENT),
+    ],
+)
+def test_provider_for_ambient(home: Path, profile: Profile | None, names: list[str]) -> None:
     env = env_for(home, AWS_ACCESS_KEY_ID="AKENV", AWS_SECRET_ACCESS_KEY=SECRET)
     chain = provider_for(profile, env)
     assert chain is not None
-    assert chain.provider_names == AMBIENT
+    assert chain.provider_names == names
     assert chain.resolve().access_key == "AKENV"
 
 

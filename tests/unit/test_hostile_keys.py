@@ -39,8 +39,8 @@ def listing() -> bytes:
         for i, (k, v) in enumerate(sorted(KEYS.items(), key=lambda kv: kv[0].encode()))
     )
     return (
-        "<ListBucketResult><EncodingType>url</EncodingType>"  # the keys are encoded
-        f"<IsTruncated>false</IsTruncated>{items}</ListBucketResult>"
+        "<ListBucketResult><EncodingType>url</EncodingType><IsTruncated>false</IsTruncated>"
+        f"{items}</ListBucketResult>"
     ).encode()
 
 

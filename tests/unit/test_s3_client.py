@@ -173,7 +173,7 @@ def page(keys: list[str], token: str | None = None, prefixes: tuple[str, ...] = 
     nxt = f"<NextContinuationToken>{token}</NextContinuationToken>" if token else ""
     return (
         '<ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">'
-        "<EncodingType>url</EncodingType>"  # the keys are encoded, so the page says so
+        "<EncodingType>url</EncodingType>"
         f"<IsTruncated>{trunc}</IsTruncated>{nxt}{items}{cps}</ListBucketResult>"
     ).encode()
 
@@ -204,9 +204,11 @@ def test_list_objects_with_delimiter_merges_prefixes_in_key_order() -> None:
 
 def test_truncated_page_without_token_is_an_error_not_a_short_listing() -> None:
     body = b"<ListBucketResult><IsTruncated>true</IsTruncated></ListBucketResult>"
-    client, _ = make(lambda r: ok(body))
-    with pytest.raises(ValueError, match="NextContinuationToken"):
+    client, t = make(lambda r: ok(body), sleep=lambda s: None)
+    with pytest.raises(S3Error, match="NextContinuationToken") as info:
         list(client.list_objects("b"))
+    assert info.value.code == "MalformedResponse"
+    assert len(t.requests) == 5  # retried like any garbled answer, then raised
 
 
 def test_delete_objects_batches_of_1000_and_surfaces_per_key_errors() -> None:

@@ -1,0 +1,98 @@
+"""Key policy: which object keys can become local files, and which keys collide; pure.
+
+Supported platforms are POSIX file systems: Linux (ext4, xfs, btrfs, tmpfs...) and macOS
+(APFS, case-insensitive and normalisation-insensitive by default). Rules:
+
+* A key relative to a destination must map to a file inside it (:func:`check_relative_key`):
+  no leading ``/``, no backslash, no NUL, no ``.``, ``..`` or empty segment (``a//b``: the
+  file system collapses it, so the local name would never match the key again). Each
+  segment is at most 255 bytes of UTF-8 (``NAME_MAX`` on Linux and macOS); a longer one
+  fails with ``ENAMETOOLONG`` at write time, so it is refused up front. Anything else is
+  refused as :class:`~pos3lite.errors.UnsafeKeyError` and nothing is written for it.
+* Two different keys that name one file on a case-insensitive or normalisation-insensitive
+  file system (``A.txt`` and ``a.txt``; ``é`` as NFC ``U+00E9`` and NFD ``e U+0301``)
+  collide (:func:`collisions`): a sync would copy one and delete the other, losing the file.
+  They are reported at plan time as :class:`~pos3lite.errors.KeyConflictError` naming both
+  keys, and neither is copied nor deleted.
+
+Spec: POSIX "Pathname Resolution" and ``{NAME_MAX}``; Unicode Standard Annex #15 (NFC, NFD)
+and the Unicode case folding of ``str.casefold``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from .errors import KeyConflictError, UnsafeKeyError
+
+__all__ = ["NAME_MAX", "check_relative_key", "collisions", "conflict_errors", "fold"]
+
+#: The longest file name (one path segment), in bytes, on the supported platforms.
+NAME_MAX = 255
+
+
+def check_relative_key(key: str) -> None:
+    """Refuse a key, relative to a destination, that would not map to a file inside it.
+
+    Args:
+        key: a key from a listing with the destination prefix removed, e.g. ``"sub/x.txt"``.
+
+    Raises:
+        UnsafeKeyError: ``key`` is empty, starts with ``/``, contains a backslash or a NUL,
+            has a ``.``, ``..`` or empty segment, or a segment longer than 255 bytes of
+            UTF-8. Empty segments (``a//b``, or a trailing ``/``) are refused because the
+            file system collapses them, so the local name would never match the key again
+            and a sync would oscillate (pos3 bug). Directory markers (keys ending in ``/``)
+            must therefore be handled before calling this.
+    """
+    if not key:
+        raise UnsafeKeyError(key, "empty key")
+    if key.startswith("/"):
+        raise UnsafeKeyError(key, "starts with '/'")
+    if "\\" in key:
+        raise UnsafeKeyError(key, "contains a backslash")
+    if "\x00" in key:
+        raise UnsafeKeyError(key, "contains a NUL byte")
+    for segment in key.split("/"):
+        if segment in (".", ".."):
+            raise UnsafeKeyError(key, f"has a {segment!r} segment")
+        if not segment:
+            raise UnsafeKeyError(key, "has an empty segment ('//' or a trailing '/')")
+        size = len(segment.encode("utf-8", "surrogateescape"))
+        if size > NAME_MAX:
+            raise UnsafeKeyError(
+                key, f"has a segment of {size} bytes; file names hold at most {NAME_MAX}"
+            )
+
+
+def fold(key: str) -> str:
+    """The name ``key`` has on a case- and normalisation-insensitive file system: case
+    folded and in NFC (a directory key's trailing ``/`` is dropped)."""
+    import unicodedata
+
+    name = key[:-1] if key.endswith("/") else key
+    return unicodedata.normalize("NFC", unicodedata.normalize("NFD", name).casefold())
+
+
+def collisions(keys: Iterable[str]) -> list[tuple[str, str]]:
+    """Pairs of different keys that :func:`fold` to one name, each pair sorted, in key
+    order; a key and its own directory form (``x`` and ``x/``) are not a collision."""
+    first: dict[str, str] = {}
+    pairs: set[tuple[str, str]] = set()
+    for key in keys:
+        name = fold(key)
+        other = first.setdefault(name, key)
+        if other.rstrip("/") != key.rstrip("/"):
+            a, b = sorted((other, key))
+            pairs.add((a, b))
+    return sorted(pairs)
+
+
+def conflict_errors(pairs: Iterable[tuple[str, str]]) -> list[KeyConflictError]:
+    """One :class:`KeyConflictError` per colliding pair, naming both keys."""
+    return [
+        KeyConflictError(
+            a, f"and {b!r} are one file on case- or Unicode-normalisation-insensitive systems"
+        )
+        for a, b in pairs
+    ]
