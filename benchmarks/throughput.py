@@ -35,6 +35,14 @@ tool splits large objects; part sizes are each tool's default):
 * s5cmd: ``s5cmd --numworkers 10 cp --concurrency 10`` (``sync`` for the no-op resync);
 * rclone: ``rclone copy --transfers 10 --checkers 10 --multi-thread-streams 10
   --s3-upload-concurrency 10``; for the no-op resync also a ``--use-server-modtime`` variant.
+* obstore: one ``S3Store`` + ``ThreadPoolExecutor(10)`` of blocking get/put calls
+  (drivers/tp_obstore.py); it has no sync.
+
+``--wan-ms 20`` (the ``wan`` scenario of issue 12): every tool talks to the server through
+``wan_proxy.py``, a TCP proxy in its own process that delays every byte the server sends by
+20 ms (a delay line: latency, no bandwidth cap). The proxy's own CPU during each run is read
+from ``/proc/<pid>/stat`` and reported under each table; results go to
+``throughput-wan-<date>.json``. Seeding and verification bypass the proxy.
 
 A peer that cannot be installed, or whose run fails, is recorded as unavailable / FAILED with
 the reason; the harness carries on.
@@ -59,10 +67,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import _bench as B  # noqa: E402
 
 SCENARIOS = ["down_small", "up_small", "noop", "down_large", "up_large"]
-TOOLS = ["pos3lite", "pos3", "boto3", "s3func", "awscli", "s5cmd", "rclone"]
-PY_DRIVEN = {"pos3lite", "pos3", "boto3", "s3func"}
+TOOLS = ["pos3lite", "pos3", "boto3", "s3func", "awscli", "s5cmd", "rclone", "obstore"]
+PY_DRIVEN = {"pos3lite", "pos3", "boto3", "s3func", "obstore"}
 NO_SYNC = {"boto3": "no sync: list+get re-downloads everything",
-           "s3func": "no sync: list+get re-downloads everything"}
+           "s3func": "no sync: list+get re-downloads everything",
+           "obstore": "no sync: list+get re-downloads everything"}
 WORKERS = 10
 BUCKET = "bench"
 SMALL_N, SMALL_SIZE = 2000, 16 * 1024
@@ -164,6 +173,33 @@ def command(tool: str, op: str, prefix: str, local: Path, endpoint: str,
     raise ValueError(tool)
 
 
+# ---------------------------------------------------------------- the wan proxy
+
+
+def start_proxy(endpoint: str, delay_ms: float) -> tuple[Any, str]:
+    """Start wan_proxy.py in its own process in front of ``endpoint``; (process, endpoint)."""
+    import subprocess
+
+    target = endpoint.split("://", 1)[1]
+    proc = subprocess.Popen(
+        [sys.executable, str(Path(__file__).with_name("wan_proxy.py")), "--target", target,
+         "--delay-ms", str(delay_ms)],
+        stdout=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True)
+    line = proc.stdout.readline() if proc.stdout else ""
+    if not line.startswith("LISTENING"):
+        proc.kill()
+        raise RuntimeError(f"latency proxy did not start: {line!r}")
+    port = int(line.split()[1])
+    B.log(f"latency proxy: {delay_ms:.0f} ms on 127.0.0.1:{port} -> {target}")
+    return proc, f"http://127.0.0.1:{port}"
+
+
+def proc_cpu_s(pid: int) -> float:
+    """User + system CPU seconds used so far by process ``pid`` (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 # ---------------------------------------------------------------- checks
 
 
@@ -220,6 +256,9 @@ def main() -> int:
     ap.add_argument("--tools", default=",".join(TOOLS),
                     help="comma-separated subset (pos3lite is always included)")
     ap.add_argument("--size-large", default="512M", help="size of the large object (512M)")
+    ap.add_argument("--wan-ms", type=float, default=0.0,
+                    help="put a latency proxy delaying every response by this many ms "
+                         "between the tools and the server (the wan scenario)")
     ap.add_argument("--no-rclone-smt", action="store_true",
                     help="skip the rclone --use-server-modtime variant of the no-op resync")
     B.add_source_arg(ap)
@@ -253,15 +292,22 @@ def main() -> int:
     logs = B.OUT / "logs"
     logs.mkdir(parents=True, exist_ok=True)
     server = B.start_server(scratch / "weed")
+    proxy = start_proxy(server.endpoint, args.wan_ms) if args.wan_ms else None
     per_run: dict[str, dict[str, list[dict[str, Any]]]] = {s: {} for s in scenarios}
     notes: dict[str, dict[str, str]] = {s: {} for s in scenarios}
     try:
-        env = B.tool_env(server, scratch)
+        facing = server
+        if proxy is not None:
+            from types import SimpleNamespace
+
+            facing = SimpleNamespace(endpoint=proxy[1], region=server.region,
+                                     access_key=server.access_key, secret_key=server.secret_key)
+        env = B.tool_env(facing, scratch)
         client = B.boto3_client(server)
         t0 = time.perf_counter()
         seed(client, data, sets, scenarios)
         B.log(f"seeded in {time.perf_counter() - t0:.1f} s")
-        endpoint = server.endpoint
+        endpoint = facing.endpoint
         dest = scratch / "dest"
 
         def tools_for(sc: str) -> list[str]:
@@ -295,7 +341,10 @@ def main() -> int:
                 before = stat_snapshot(local)
                 cmd = command(tool, "resync", "noop/", local, endpoint, venvs)
             timeout = 1800 if "large" in sc else 900
+            proxy_cpu0 = proc_cpu_s(proxy[0].pid) if proxy is not None else 0.0
             run = B.measure(cmd, env=env, cwd=str(scratch), timeout=timeout, log_to=logf)
+            if proxy is not None:
+                run.extra["proxy_cpu_s"] = proc_cpu_s(proxy[0].pid) - proxy_cpu0
             expected_digests = {k: v["sha256"] for k, v in sets[name].items()}
             if run.ok:
                 if sc.startswith("down"):
@@ -348,6 +397,9 @@ def main() -> int:
                           f"rss {d['maxrss_kib'] / 1024:6.0f} MiB  "
                           f"{'ok' if d['ok'] else 'FAILED'} {d['note'][:120]}")
     finally:
+        if proxy is not None:
+            proxy[0].terminate()
+            proxy[0].wait(timeout=10)
         server.stop()
         shutil.rmtree(scratch, ignore_errors=True)
 
@@ -355,13 +407,15 @@ def main() -> int:
     facts["loadavg_end"] = B.machine_facts()["loadavg"]
     out = {
         "benchmark": "throughput", "runs": args.runs, "machine": facts,
+        "wan_ms": args.wan_ms,
         "rss_method": B.RSS_METHOD, "workers": WORKERS, "large_size": large_size,
         "scenarios": scenarios, "versions": {t: v.version for t, v in venvs.items()},
         "unavailable": unavailable, "notes": notes,
         "summary": summarize(per_run), "per_run": per_run, "elapsed_s": elapsed,
     }
-    path = B.write_json("throughput", out)
-    (B.OUT / "throughput-latest.md").write_text(render(out) + "\n")
+    kind = "throughput-wan" if args.wan_ms else "throughput"
+    path = B.write_json(kind, out)
+    (B.OUT / f"{kind}-latest.md").write_text(render(out) + "\n")
     print(render(out))
     try:  # the chart is a by-product; a plotting problem must not lose the numbers
         import plot_ratios
@@ -391,6 +445,8 @@ def summarize(per_run: dict[str, dict[str, list[dict[str, Any]]]]) -> dict[str, 
                 "rewritten": max((r["extra"].get("rewritten", 0) for r in good), default=0),
                 "markers": max((r["extra"].get("markers", 0) for r in good), default=0),
                 "failures": [r["note"][:300] for r in runs if not r["ok"]][:2],
+                "proxy_cpu_s": B.median([r["extra"].get("proxy_cpu_s", float("nan"))
+                                         for r in good]),
             }
     return s
 
@@ -414,7 +470,8 @@ def render(d: dict[str, Any]) -> str:
     m = d["machine"]
     size = f"{d['large_size'] / 2**20:.0f} MiB"
     lines = [
-        f"### Throughput — {m['date']}",
+        (f"### Throughput through a {d['wan_ms']:.0f} ms latency proxy (wan) — {m['date']}"
+         if d.get("wan_ms") else f"### Throughput — {m['date']}"),
         "",
         f"Machine: {m['nproc']} cores ({m['cpu']}), {m['free_g']}, Python {m['python']}, "
         f"load average at start / end {' '.join(m['loadavg'].split()[:3])} / "
@@ -452,6 +509,10 @@ def render(d: dict[str, Any]) -> str:
                 f"{B.fmt_ratio(_ratio(base.get('maxrss_kib'), v['maxrss_kib']))} | {status} |")
         for tool, note in d["notes"].get(sc, {}).items():
             lines.append(f"| {tool} | n/a | | | | | | | {note[:200]} |")
+        if d.get("wan_ms"):
+            lines += ["", "Latency proxy's own CPU per run (median): " + ", ".join(
+                f"{tool} {B.fmt_s(v.get('proxy_cpu_s', float('nan')))}"
+                for tool, v in rows.items())]
     if d["unavailable"]:
         lines += ["", "Unavailable: " + "; ".join(f"{k}: {v[:200]}"
                                                   for k, v in d["unavailable"].items())]

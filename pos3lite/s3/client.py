@@ -57,6 +57,7 @@ from ..errors import (
     TransportError,
 )
 from ..transport.base import Body, Request, Response, Transport
+from . import listscan
 from . import xml as s3xml
 from .retry import Retry
 from .xml import ObjectInfo
@@ -491,9 +492,16 @@ class S3Client:
         with self.send("GET", bucket, None, query=query) as resp:
             body = read_capped(resp, bucket=bucket)
         try:
-            return s3xml.parse_list_objects_v2(body)
+            # The tree-less scanner (same results as s3xml.parse_list_objects_v2); its
+            # MalformedListingError is a ValueError.
+            scanned = listscan.scan_list_objects_v2(body)
         except ValueError as exc:
             raise _malformed("unreadable ListObjectsV2 page", exc, bucket, None) from None
+        return s3xml.ListPage(
+            tuple(ObjectInfo(*entry) for entry in scanned.entries),
+            tuple(scanned.common_prefixes),
+            scanned.next_token,
+        )
 
     def head_object(self, bucket: str, key: str, *, part_number: int | None = None) -> ObjectInfo:
         """HeadObject: size, ETag and LastModified of one object (bytes, epoch seconds).
@@ -668,6 +676,18 @@ class S3Client:
         OSError.
         """
         size = os.stat(path).st_size
+        if size <= _PRELOAD_MAX:
+            # Small: read once, hash the bytes and send them in one write (no second read,
+            # no 8 KiB streaming through http.client).
+            with open(path, "rb", buffering=0) as f:
+                data = f.read(size)
+                while len(data) < size:
+                    more = f.read(size - len(data))
+                    if not more:
+                        raise OSError(f"file shrank while reading it: {os.fsdecode(path)!r}")
+                    data += more
+            ctype = content_type or "application/octet-stream"
+            return self._put_bytes(bucket, key, [], data, ctype, on_bytes)
         with _FileSlice(path, 0, size, on_bytes) as body:
             return self._put_slice("PUT", bucket, key, [], body, content_type)
 
@@ -779,6 +799,60 @@ class S3Client:
         query = [("partNumber", str(part_number)), ("uploadId", upload_id)]
         with _FileSlice(path, offset, length, on_bytes) as body:
             return self._put_slice("PUT", bucket, key, query, body, None)
+
+    def upload_part_bytes(
+        self,
+        bucket: str,
+        key: str,
+        upload_id: str,
+        part_number: int,
+        data: bytes,
+        *,
+        on_bytes: ByteCallback | None = None,
+    ) -> str:
+        """UploadPart from bytes already in memory (read once from the file by the caller):
+        Content-MD5 and, over plain HTTP, the SHA-256 payload hash are computed once over
+        ``data``, which is then sent as is. Returns the part's ETag (no quotes). Raises
+        S3Error or TransportError after the retries."""
+        query = [("partNumber", str(part_number)), ("uploadId", upload_id)]
+        return self._put_bytes(bucket, key, query, data, None, on_bytes)
+
+    def _put_bytes(
+        self,
+        bucket: str,
+        key: str,
+        query: list[tuple[str, str]],
+        data: bytes,
+        content_type: str | None,
+        on_bytes: ByteCallback | None,
+    ) -> str:
+        headers = {
+            "content-length": str(len(data)),
+            "content-md5": base64.b64encode(
+                hashlib.md5(data, usedforsecurity=False).digest()
+            ).decode("ascii"),
+        }
+        if content_type is not None:
+            headers["content-type"] = content_type
+        sha = hashlib.sha256(data).hexdigest() if self._sign_payload else None
+        reported = [0]
+
+        def once() -> str:
+            with self.send(
+                "PUT", bucket, key, query=query, headers=headers, body=data, payload_hash=sha
+            ) as resp:
+                resp.read()
+                if on_bytes is not None:
+                    on_bytes(len(data))
+                    reported[0] = len(data)
+                return resp.headers.get("etag", "").strip('"')
+
+        def rewind() -> None:
+            if on_bytes is not None and reported[0]:
+                on_bytes(-reported[0])
+            reported[0] = 0
+
+        return self._attempts(once, rewind)
 
     def complete_multipart_upload(
         self, bucket: str, key: str, upload_id: str, parts: Sequence[tuple[int, str]]
@@ -1205,7 +1279,7 @@ def _checksum_for(resp: Response) -> _Checksum | None:
 def _md5_etag(etag: str, resp: Response) -> bool:
     """True if ``etag`` is the MD5 of the object's bytes: 32 hex digits (single-part) and
     no SSE-KMS or SSE-C, whose ETags are not MD5s ("Checking object integrity", S3 guide)."""
-    if len(etag) != 32 or any(c not in "0123456789abcdefABCDEF" for c in etag):
+    if len(etag) != 32 or etag.strip("0123456789abcdefABCDEF"):
         return False
     return not _encrypted(resp)
 

@@ -163,6 +163,7 @@ def parse_iso8601(value: str) -> float:
     return float(seconds)
 
 
+@functools.lru_cache(maxsize=1024)  # GETs of one listing repeat the same second
 def parse_http_date(value: str) -> float:
     """Parse an RFC 7231 IMF-fixdate (``Last-Modified``, ``Date``) to epoch seconds.
 

@@ -77,16 +77,22 @@ def test_a_failed_part_aborts_the_multipart_upload(
     src = tmp_path / "src"
     src.mkdir()
     (src / "big.bin").write_bytes(os.urandom(16 * MiB))
-    real = S3Client.upload_part
     sent: list[int] = []
 
-    def failing(self: S3Client, bucket: str, key: str, uid: str, n: int, *a: Any, **kw: Any) -> str:
-        if n == 3:
-            raise S3Error("InvalidPart", "injected", status=400, bucket=bucket, key=key)
-        sent.append(n)
-        return real(self, bucket, key, uid, n, *a, **kw)
+    def failing_version_of(real: Any) -> Any:
+        def failing(
+            self: S3Client, bucket: str, key: str, uid: str, n: int, *a: Any, **kw: Any
+        ) -> str:
+            if n == 3:
+                raise S3Error("InvalidPart", "injected", status=400, bucket=bucket, key=key)
+            sent.append(n)
+            return str(real(self, bucket, key, uid, n, *a, **kw))
 
-    monkeypatch.setattr(S3Client, "upload_part", failing)
+        return failing
+
+    # parts go out from memory (upload_part_bytes) or, over the memory budget, streamed
+    for name in ("upload_part", "upload_part_bytes"):
+        monkeypatch.setattr(S3Client, name, failing_version_of(getattr(S3Client, name)))
     with (
         pytest.raises(TransferError) as info,
         pos3lite.mirror(cache_root=tmp_path / "c", show_progress=False, max_workers=4),

@@ -30,6 +30,7 @@ PURE = [
     "auth/sigv4.py",
     "auth/documents.py",
     "s3/xml.py",
+    "s3/listscan.py",
     "s3/retry.py",
     "transport/base.py",
     "datasets/format.py",
