@@ -316,9 +316,7 @@ class Client:
             found = self._clients.get(profile)
             if found is not None:
                 return found
-            from .auth.credentials import provider_for, resolve_endpoint, resolve_region
-            from .s3.client import S3Client
-            from .s3.retry import Retry
+            from .s3.factory import client_for_profile
 
             if self._transport is None:
                 from .transport.urllib3 import Urllib3Transport
@@ -326,13 +324,10 @@ class Client:
                 self._transport = Urllib3Transport(
                     max_connections=self.max_workers, timeout=self._timeout
                 )
-            made = S3Client(
+            made = client_for_profile(
                 self._transport,
-                region=resolve_region(profile),
-                endpoint=resolve_endpoint(profile),
-                credentials=provider_for(profile),
-                addressing_style=profile.addressing_style if profile else "auto",
-                retry=Retry(max_attempts=self.max_attempts),
+                profile,
+                max_attempts=self.max_attempts,
             )
             self._clients[profile] = made
             return made
@@ -1056,6 +1051,7 @@ class ObjectReader(io.RawIOBase):
         self._digest: Any = None
         self._want = ""
         self._b64 = False  # x-amz-checksum-* values are base64; an MD5 ETag is hex
+        self._etag_md5 = False  # verifying against the ETag (per the profile's verify_etag)
         if self._whole:
             self._choose_verification(self._response.headers)
 
@@ -1096,6 +1092,7 @@ class ObjectReader(io.RawIOBase):
         if len(etag) == 32 and all(c in "0123456789abcdef" for c in etag) and not encrypted:
             self._digest = hashlib.md5(usedforsecurity=False)
             self._want = etag
+            self._etag_md5 = True
 
     def readable(self) -> bool:
         return True
@@ -1176,7 +1173,12 @@ class ObjectReader(io.RawIOBase):
         digest = self._digest.digest()
         got = base64.b64encode(digest).decode("ascii") if self._b64 else digest.hex()
         want, self._want = self._want, "done"
-        if got != want:
+        if self._etag_md5:
+            # The profile's verify_etag decides whether a 32-hex ETag is the MD5 of the
+            # bytes ("off", or an endpoint known to answer otherwise: not checked); raises
+            # ChecksumMismatchError on a mismatch.
+            self._s3.check_etag(self._url, want, self._received, got, [])
+        elif got != want:
             raise ChecksumMismatchError(self._url, want, got)
 
     def close(self) -> None:

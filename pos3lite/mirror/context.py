@@ -349,9 +349,7 @@ class _Mirror:
             found = self._clients.get(profile)
             if found is not None:
                 return found
-            from ..auth.credentials import provider_for, resolve_endpoint, resolve_region
-            from ..s3.client import S3Client
-            from ..s3.retry import Retry
+            from ..s3.factory import client_for_profile
 
             if self._transport is None:
                 from ..transport.urllib3 import Urllib3Transport
@@ -359,15 +357,11 @@ class _Mirror:
                 self._transport = Urllib3Transport(
                     max_connections=self.max_workers, timeout=self.timeout
                 )
-            made = S3Client(
+            made = client_for_profile(
                 self._transport,
-                region=resolve_region(profile),
-                endpoint=resolve_endpoint(profile),
-                credentials=provider_for(profile),
-                addressing_style=profile.addressing_style if profile else "auto",
-                retry=Retry(max_attempts=self.max_attempts),
+                profile,
+                max_attempts=self.max_attempts,
                 payload_signing=self.payload_signing,
-                verify_etag=profile.verify_etag if profile else "auto",
             )
             self._clients[profile] = made
             return made
@@ -397,9 +391,7 @@ class _Mirror:
 
     # ------------------------------------------------------------------ scanning
 
-    def _scan_remote(
-        self, client: S3Client, url: S3URL, exclude: Sequence[str] = ()
-    ) -> RemoteScan:
+    def _scan_remote(self, client: S3Client, url: S3URL, exclude: Sequence[str] = ()) -> RemoteScan:
         return scan_remote(client, url, exclude)
 
     def _with_md5(self, entries: list[Entry], root: Path) -> list[Entry]:
@@ -435,9 +427,7 @@ class _Mirror:
         folders = {e.key[:-1] for e in local if e.key.endswith("/")}
         if folders:
             remote = [
-                Entry(e.key + "/", 0, e.mtime, e.etag)
-                if e.size == 0 and e.key in folders
-                else e
+                Entry(e.key + "/", 0, e.mtime, e.etag) if e.size == 0 and e.key in folders else e
                 for e in (src if remote_src else dst)
             ]
             remote.sort(key=lambda e: engine_diff.sort_key(e.key))

@@ -10,13 +10,13 @@ exclude patterns so they are never deleted.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from ..engine import diff as engine_diff
-from ..engine.model import Entry
 from ..engine.filters import Filter
+from ..engine.model import Entry
 from ..errors import AccessDeniedError, NotFoundError, Pos3liteError, UnsafeKeyError
 from ..urls import S3URL, check_relative_key
 

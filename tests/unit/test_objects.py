@@ -21,6 +21,7 @@ from pos3lite import (
     ConfigError,
     NotFoundError,
     PreconditionFailedError,
+    Pos3liteError,
     Profile,
 )
 from pos3lite.auth import sigv4
@@ -356,3 +357,21 @@ def test_ambiguous_412_on_a_create_only_copy_is_resolved_by_the_etag(
         with pytest.raises(AlreadyExistsError):
             client.copy("s3://bkt/src", "s3://bkt/dst", if_none_match="*")
     assert len(puts) == 2 and "x-amz-metadata-directive" not in puts[0].headers
+
+
+@pytest.mark.parametrize("mode", ["on", "off"])
+def test_the_profiles_verify_etag_reaches_the_object_api(mode: str) -> None:
+    """``verify_etag`` in a profile governs ``Client`` reads as it governs the mirror's:
+    "on" refuses bytes whose MD5 is not the (32-hex) ETag, "off" never checks it."""
+    body = b"hello"
+    wrong = hashlib.md5(b"other bytes").hexdigest()
+    client, transport = make(
+        lambda r: ok({"etag": f'"{wrong}"', "content-length": str(len(body))}, body),
+        verify_etag=mode,
+    )
+    if mode == "off":
+        assert client.get_bytes("s3://bkt/k") == body
+        assert [r.method for r in transport.requests] == ["GET"]
+    else:
+        with pytest.raises(Pos3liteError, match=wrong):
+            client.get_bytes("s3://bkt/k")
