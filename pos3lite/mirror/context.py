@@ -509,6 +509,10 @@ class _Mirror:
         try:
             return self.registry.claim(path, exclusive=exclusive, what=what)
         except OSError as exc:
+            if path.is_relative_to(self.cache_root):
+                # The folder itself lives under the unwritable cache root: the transfer
+                # cannot work either, so its own error (naming the cache root) is the one.
+                raise
             logger.warning(
                 "cannot lock %s across processes (cache root %s: %s); "
                 "overlapping registrations are only checked in this process",
