@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..errors import ConfigError
+from ..localfs.cache import ensure_cache_root
 from .state import META_DIR
 
 __all__ = ["Claim", "Registry", "overlaps"]
@@ -66,6 +67,7 @@ class Registry:
         self._held: list[Claim] = []
 
     def _ensure_dir(self) -> None:
+        ensure_cache_root(self.dir.parent.parent)  # 0700 when this is the first write
         self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
 
     @contextlib.contextmanager

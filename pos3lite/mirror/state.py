@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from ..engine.model import Synced
+from ..localfs.cache import ensure_cache_root
 
 __all__ = ["META_DIR", "STATE_FILE", "SyncState", "registration_name"]
 
@@ -92,6 +93,7 @@ class SyncState:
     def _open(self) -> sqlite3.Connection:
         if self._db is not None:
             return self._db
+        ensure_cache_root(self.path.parent.parent)  # 0700 when this is the first write
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         try:
             db = self._connect()

@@ -340,17 +340,21 @@ def test_row12_file_rewritten_during_multipart_upload_is_sent_again(
     dest.mkdir()
     first, final = os.urandom(12 * MiB), os.urandom(12 * MiB)
     (dest / "big.bin").write_bytes(first)
-    real_part = S3Client.upload_part
     calls: list[int] = []
 
-    def rewriting_part(self: S3Client, *a: Any, **kw: Any) -> Any:
-        calls.append(1)
-        if len(calls) == 2:  # the writer rewrites the file at the same size mid-upload
-            (dest / "big.bin").write_bytes(final)
-        return real_part(self, *a, **kw)
+    def rewriting(real: Any) -> Any:
+        def part(self: S3Client, *a: Any, **kw: Any) -> Any:
+            calls.append(1)
+            if len(calls) == 2:  # the writer rewrites the file at the same size mid-upload
+                (dest / "big.bin").write_bytes(final)
+            return real(self, *a, **kw)
+
+        return part
 
     with monkeypatch.context() as mp:
-        mp.setattr(S3Client, "upload_part", rewriting_part)
+        # parts go out from memory (upload_part_bytes) or, over the budget, streamed
+        for name in ("upload_part", "upload_part_bytes"):
+            mp.setattr(S3Client, name, rewriting(getattr(S3Client, name)))
         with open_mirror(tmp_path, profile, max_workers=1):
             pos3lite.sync(f"s3://{bucket}/run", local=dest, interval=None)
     assert len(calls) == 3
@@ -687,20 +691,23 @@ def test_ctrl_c_during_a_multipart_upload_leaves_no_open_upload(
     src = tmp_path / "src"
     src.mkdir()
     (src / "big.bin").write_bytes(os.urandom(16 * MiB))
-    real_part = S3Client.upload_part
     calls: list[int] = []
 
-    def interrupting(self: S3Client, *a: Any, **kw: Any) -> Any:
-        calls.append(1)
-        if len(calls) == 2:
-            os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C reaches the main thread
-            time.sleep(0.5)
-        return real_part(self, *a, **kw)
+    def interrupting(real: Any) -> Any:
+        def part(self: S3Client, *a: Any, **kw: Any) -> Any:
+            calls.append(1)
+            if len(calls) == 2:
+                os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C reaches the main thread
+                time.sleep(0.5)
+            return real(self, *a, **kw)
+
+        return part
 
     with pytest.raises(KeyboardInterrupt), open_mirror(tmp_path, profile, max_workers=2):
         pos3lite.upload(f"s3://{bucket}/out", local=src, interval=None)
         with monkeypatch.context() as mp:
-            mp.setattr(S3Client, "upload_part", interrupting)
+            for name in ("upload_part", "upload_part_bytes"):
+                mp.setattr(S3Client, name, interrupting(getattr(S3Client, name)))
             pos3lite.flush()
     open_uploads = oracle.list_multipart_uploads(Bucket=bucket).get("Uploads", [])
     assert open_uploads == []

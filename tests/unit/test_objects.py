@@ -20,8 +20,8 @@ from pos3lite import (
     Client,
     ConfigError,
     NotFoundError,
-    PreconditionFailedError,
     Pos3liteError,
+    PreconditionFailedError,
     Profile,
 )
 from pos3lite.auth import sigv4
