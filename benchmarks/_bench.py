@@ -128,14 +128,16 @@ def set_source(source: str) -> None:
     os.environ["POS3LITE_BENCH_SOURCE"] = source
 
 
-def snapshot_repo() -> Path:
-    """Copy the pos3lite sources to a temp dir, so pip builds there and not in the repo."""
+def snapshot_repo(source: str | None = None) -> Path:
+    """Copy the pos3lite sources (``source``: "worktree" or a git revision; default the
+    ``--pos3lite-source``) to a temp dir, so pip builds there and not in the repo."""
+    source = POS3LITE_SOURCE if source is None else source
     dst = Path(tempfile.mkdtemp(prefix="pos3lite-bench-src-")) / "pos3lite-src"
-    if POS3LITE_SOURCE == "worktree":
+    if source == "worktree":
         shutil.copytree(REPO, dst, ignore=SNAPSHOT_IGNORE)
     else:
         dst.mkdir()
-        archive = subprocess.run(["git", "-C", str(REPO), "archive", POS3LITE_SOURCE],
+        archive = subprocess.run(["git", "-C", str(REPO), "archive", source],
                                  check=True, capture_output=True).stdout
         subprocess.run(["tar", "-x", "-C", str(dst)], input=archive, check=True)
     return dst
@@ -173,14 +175,17 @@ def ensure_venvs(names: list[str]) -> dict[str, Venv]:
         logf = VENVS / f"{name}.log"
         d = VENVS / name
         try:
-            if name == "pos3lite":
-                src = snapshot_repo()
+            if name == "pos3lite" or name.startswith("pos3lite@"):
+                # "pos3lite@REV" (e.g. pos3lite@941ae70): that revision, measured in the
+                # same run as the working tree, for before/after ratios.
+                rev = name.partition("@")[2] or None
+                src = snapshot_repo(rev)
                 try:
                     if not (d / ".ok").exists():
                         subprocess.run([_base_python(), "-m", "venv", "--clear", str(d)],
                                        check=True, stdout=subprocess.DEVNULL)
                         _pip(name, ["install", "--quiet", str(src)], logf)
-                    log(f"reinstalling pos3lite from {POS3LITE_SOURCE} (snapshot copy)")
+                    log(f"reinstalling pos3lite from {rev or POS3LITE_SOURCE} (snapshot copy)")
                     _pip(name, ["install", "--quiet", "--force-reinstall", "--no-deps",
                                 str(src)], logf)
                 finally:
@@ -190,7 +195,8 @@ def ensure_venvs(names: list[str]) -> dict[str, Venv]:
                 _create(name, logf)
             version = subprocess.run(
                 [str(venv_python(name)), "-c",
-                 f"import importlib.metadata as m; print(m.version({DIST_OF[name]!r}))"],
+                 f"import importlib.metadata as m; "
+                 f"print(m.version({DIST_OF[name.split('@', 1)[0]]!r}))"],
                 capture_output=True, text=True, check=True).stdout.strip()
             (d / ".ok").write_text(version + "\n")
             out[name] = Venv(name, True, str(venv_python(name)), version)

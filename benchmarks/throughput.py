@@ -149,8 +149,9 @@ def command(tool: str, op: str, prefix: str, local: Path, endpoint: str,
             venvs: dict[str, B.Venv]) -> list[str]:
     """op: down | up | resync. prefix ends with '/'."""
     src_remote = f"s3://{BUCKET}/{prefix}"
-    if tool in PY_DRIVEN:
-        return [venvs[tool].python, str(B.DRIVERS / f"tp_{tool}.py"),
+    driver = tool.split("@", 1)[0]  # pos3lite@REV: an earlier pos3lite, same driver
+    if driver in PY_DRIVEN:
+        return [venvs[tool].python, str(B.DRIVERS / f"tp_{driver}.py"),
                 "up" if op == "up" else "down", BUCKET, prefix, str(local), str(WORKERS)]
     if tool == "awscli":
         base = [B.aws_bin(), "--endpoint-url", endpoint, "s3", "sync", "--only-show-errors"]
