@@ -28,6 +28,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import IO, TYPE_CHECKING, Any, BinaryIO
 
+import pos3lite.datasets.format as fmt
+
 from ..errors import (
     InvalidManifestError,
     InvalidURLError,
@@ -36,7 +38,6 @@ from ..errors import (
     S3Error,
 )
 from ..urls import parse_s3_url
-from . import format as fmt
 from ._store import ObjectStore, default_store
 from .tarshard import iter_members
 

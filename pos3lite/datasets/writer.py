@@ -26,8 +26,9 @@ from collections.abc import Iterable, Iterator, Mapping
 from types import TracebackType
 from typing import IO, Any, Protocol
 
+import pos3lite.datasets.format as fmt
+
 from ..errors import UnsafeKeyError
-from . import format as fmt
 from ._store import ObjectStore, abort_writer, writer_etag
 from .tarshard import Source, TarShardWriter, source_size
 

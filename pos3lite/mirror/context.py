@@ -45,6 +45,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
+import pos3lite.mirror.policy as policy
+
 from ..engine import diff as engine_diff
 from ..engine.compare import make_compare
 from ..engine.filters import Filter
@@ -81,7 +83,6 @@ from ..transfer import (
     upload_file,
 )
 from ..urls import S3URL, check_local_path, is_s3_url, parse_s3_url
-from . import policy
 from .registry import Claim, Registry, overlaps
 from .scan import RemoteScan, anchored, scan_remote
 from .scheduler import Scheduler
