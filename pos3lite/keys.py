@@ -21,6 +21,7 @@ and the Unicode case folding of ``str.casefold``.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Iterable
 
 from .errors import KeyConflictError, UnsafeKeyError
@@ -53,7 +54,16 @@ def check_relative_key(key: str) -> None:
         raise UnsafeKeyError(key, "contains a backslash")
     if "\x00" in key:
         raise UnsafeKeyError(key, "contains a NUL byte")
-    for segment in key.split("/"):
+    segments = key.split("/")
+    if (
+        len(key) <= NAME_MAX
+        and key.isascii()
+        and "" not in segments
+        and "." not in segments
+        and ".." not in segments
+    ):
+        return  # the common case, decided without encoding each segment
+    for segment in segments:
         if segment in (".", ".."):
             raise UnsafeKeyError(key, f"has a {segment!r} segment")
         if not segment:
@@ -68,18 +78,26 @@ def check_relative_key(key: str) -> None:
 def fold(key: str) -> str:
     """The name ``key`` has on a case- and normalisation-insensitive file system: case
     folded and in NFC (a directory key's trailing ``/`` is dropped)."""
-    import unicodedata
+    import unicodedata  # cached after the first call
 
     name = key[:-1] if key.endswith("/") else key
+    if name.isascii():
+        return name.lower()  # ASCII: casefold is lower(), and NFD/NFC change nothing
     return unicodedata.normalize("NFC", unicodedata.normalize("NFD", name).casefold())
 
 
 def collisions(keys: Iterable[str]) -> list[tuple[str, str]]:
     """Pairs of different keys that :func:`fold` to one name, each pair sorted, in key
     order; a key and its own directory form (``x`` and ``x/``) are not a collision."""
+    unique = list(dict.fromkeys(keys))  # a key listed on both sides is looked at once
+    # The common case decided at C speed: ASCII keys (where folding is lower()) whose
+    # names, trailing "/" dropped, stay distinct when lower-cased cannot collide.
+    names = set(map(operator.methodcaller("rstrip", "/"), unique))
+    if all(map(str.isascii, names)) and len(set(map(str.lower, names))) == len(names):
+        return []
     first: dict[str, str] = {}
     pairs: set[tuple[str, str]] = set()
-    for key in keys:
+    for key in unique:
         name = fold(key)
         other = first.setdefault(name, key)
         if other.rstrip("/") != key.rstrip("/"):

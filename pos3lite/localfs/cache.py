@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -35,7 +34,11 @@ def fallback_cache_root(tempdir: str | None = None) -> Path:
         ConfigError: the path exists but is a symlink, not a folder, owned by another user,
             or writable by group or others.
     """
-    base = Path(tempdir if tempdir is not None else tempfile.gettempdir()).resolve()
+    if tempdir is None:
+        import tempfile  # only on the fallback path: most runs never need it
+
+        tempdir = tempfile.gettempdir()
+    base = Path(tempdir).resolve()
     uid = os.getuid()
     path = base / f"pos3lite-cache-{uid}"
     with contextlib.suppress(FileExistsError):

@@ -275,10 +275,11 @@ def test_a_fallback_cache_root_planted_by_another_user_is_refused(tmp_path: Path
 def test_default_cache_root_falls_back_without_a_home(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    import tempfile
+
     from pos3lite._mirror import default_cache_root  # the re-export still works
 
-    cache_module = importlib.import_module("pos3lite.localfs.cache")
-    monkeypatch.setattr(cache_module.tempfile, "gettempdir", lambda: str(tmp_path))
+    monkeypatch.setattr(tempfile, "gettempdir", lambda: str(tmp_path))
 
     def no_home(self: Path) -> Path:
         raise RuntimeError("Could not determine home directory.")
