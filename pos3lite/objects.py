@@ -1182,8 +1182,11 @@ class ObjectReader(io.RawIOBase):
             raise ChecksumMismatchError(self._url, want, got)
 
     def close(self) -> None:
-        if not self.closed:
-            self._response.close()
+        # The finalizer closes a reader whose __init__ raised (a missing key) too; Python
+        # 3.13's IOBase reports an error raised here, so a reader with no response is fine.
+        response = getattr(self, "_response", None)
+        if response is not None and not self.closed:
+            response.close()
         super().close()
 
     def __enter__(self) -> ObjectReader:
@@ -1245,10 +1248,10 @@ class _PinnedReader(io.RawIOBase):
         self._s3, self._url, self._parsed = s3, url, parsed
         self._query = [("versionId", version_id)] if version_id else []
         self._block = block_size
+        self._stream: ObjectReader | None = None  # set before anything can raise: close()
         headers, _ = s3.call("HEAD", parsed.bucket, parsed.key, query=self._query)
         self.info = _info_from_headers(url, parsed.bucket, parsed.key, headers)
         self._pos = 0
-        self._stream: ObjectReader | None = None
         self._stream_pos = -1  # absolute offset the open stream will deliver next
         self._stream_end = -1
 
