@@ -12,7 +12,7 @@ Every name below is importable from ``pos3lite.localfs``.
 from __future__ import annotations
 
 from .cache import DEFAULT_CACHE_ROOT, default_cache_root, ensure_cache_root, fallback_cache_root
-from .walk import FD_BUDGET, MAX_KEY_BYTES, Walk, file_md5, iter_walk, walk
+from .walk import FD_BUDGET, MAX_KEY_BYTES, Walk, file_md5, iter_stamps, iter_walk, walk
 from .write import (
     STALE_TEMP_SECONDS,
     TEMP_SUFFIX,
@@ -39,6 +39,7 @@ __all__ = [
     "ensure_cache_root",
     "fallback_cache_root",
     "file_md5",
+    "iter_stamps",
     "iter_walk",
     "make_dirs",
     "open_dir",

@@ -26,6 +26,9 @@ Rules:
   left alone with a WARNING. Likewise a key longer than S3's 1,024 bytes (UTF-8) in a source.
 * pos3lite's own temporary files (``*.pos3lite-tmp``) are never listed; they are collected in
   ``Walk.temp_files`` for :func:`~pos3lite.localfs.write.remove_stale_temps`.
+* :func:`iter_stamps` is the same walk yielding ``(key, stamp)`` pairs instead of Entries (an
+  incremental background tick compares 100,000s of them with the sync state; an Entry costs
+  several times a tuple to build).
 """
 
 from __future__ import annotations
@@ -37,12 +40,21 @@ import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
-from ..engine.model import Entry
+from ..engine.model import Entry, Stamp
 from ..errors import Pos3liteError, UnsafeKeyError
 from .write import TEMP_SUFFIX
 
-__all__ = ["FD_BUDGET", "MAX_KEY_BYTES", "Walk", "file_md5", "iter_walk", "walk"]
+__all__ = [
+    "FD_BUDGET",
+    "MAX_KEY_BYTES",
+    "Walk",
+    "file_md5",
+    "iter_stamps",
+    "iter_walk",
+    "walk",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -155,13 +167,47 @@ def iter_walk(
     if not stat.S_ISDIR(st.st_mode):
         raise NotADirectoryError(f"not a folder: {str(root)!r}")
     walker = _Walker(str(root), follow_symlinks, destination, max_key_bytes, out)
-    yield from walker.run()
+    yield from cast(Iterator[Entry], walker.run())
+
+
+def iter_stamps(
+    root: Path,
+    *,
+    follow_symlinks: bool = False,
+    max_key_bytes: int | None = MAX_KEY_BYTES,
+    report: Walk | None = None,
+) -> Iterator[tuple[str, Stamp | None]]:
+    """The walk of an upload source (:func:`iter_walk`, same order, same skips and report) as
+    ``(key, stamp)`` pairs: a file's :data:`~pos3lite.engine.model.Stamp`
+    ``(size, st_mtime_ns, st_ino, st_ctime_ns)``, or ``None`` for an empty folder (key ending
+    ``/``).
+
+    Raises:
+        NotADirectoryError: ``root`` exists but is not a folder; OSError if it cannot be read.
+    """
+    out = report if report is not None else Walk()
+    try:
+        st = os.stat(root)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISDIR(st.st_mode):
+        raise NotADirectoryError(f"not a folder: {str(root)!r}")
+    walker = _Walker(str(root), follow_symlinks, False, max_key_bytes, out, stamps=True)
+    yield from cast(Iterator[tuple[str, Stamp | None]], walker.run())
 
 
 class _Walker:
     def __init__(
-        self, root: str, follow: bool, destination: bool, max_key: int | None, out: Walk
+        self,
+        root: str,
+        follow: bool,
+        destination: bool,
+        max_key: int | None,
+        out: Walk,
+        *,
+        stamps: bool = False,
     ) -> None:
+        self.stamps = stamps  # yield (key, stamp) pairs rather than Entries
         self.root, self.follow, self.destination = root, follow, destination
         self.max_key, self.out = max_key, out
         self.stack: list[_Frame] = []
@@ -171,7 +217,8 @@ class _Walker:
     def display(self, key: str) -> str:
         return os.path.join(self.root, *key.rstrip("/").split("/")) if key else self.root
 
-    def run(self) -> Iterator[Entry]:
+    def run(self) -> Iterator[Entry | tuple[str, Stamp | None]]:
+        stamps = self.stamps
         fd = os.open(self.root, _DIR_FLAGS)
         try:
             st = os.fstat(fd)
@@ -192,11 +239,14 @@ class _Walker:
                         # The stamp is what the sync state compares: any write or
                         # metadata change to the file gives another one.
                         stamp = (cst.st_size, cst.st_mtime_ns, cst.st_ino, cst.st_ctime_ns)
-                        yield Entry(key, cst.st_size, cst.st_mtime, stamp=stamp)
+                        if stamps:
+                            yield key, stamp
+                        else:
+                            yield Entry(key, cst.st_size, cst.st_mtime, stamp=stamp)
                     continue
                 entry = self.enter(key, name, cst, is_link, nbytes)
                 if entry is not None:
-                    yield entry
+                    yield (entry.key, None) if stamps else entry
         finally:
             for frame in self.stack:
                 if frame.fd is not None:

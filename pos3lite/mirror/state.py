@@ -26,11 +26,11 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
-from ..engine.model import Synced
+from ..engine.model import Stamp, Synced
 from ..localfs.cache import ensure_cache_root
 
 __all__ = ["META_DIR", "STATE_FILE", "SyncState", "registration_name"]
@@ -183,6 +183,44 @@ class SyncState:
         except (sqlite3.Error, OSError) as exc:
             logger.warning("could not read the sync state %s: %s", self.path, exc)
             return {}
+
+    def iter_stamps(self, reg: str, *, page: int = 20_000) -> Iterator[tuple[str, Stamp]]:
+        """The recorded local stamp of every key of registration ``reg``, in the UTF-8 byte
+        order of the keys (the walk's and ``ListObjectsV2``'s), read ``page`` rows at a time
+        (memory stays bounded; the connection is not held between pages).
+
+        Reading creates nothing; an unreadable state is logged and ends the stream (the
+        caller sees fewer records: files without one are uploaded, never skipped)."""
+        if self._db is None and not self.path.exists():
+            return
+        after = b""
+        first = True
+        while True:
+
+            def run(
+                db: sqlite3.Connection, after: bytes = after, first: bool = first
+            ) -> list[tuple[bytes, int, int, int, int]]:
+                rid = self._reg_id(db, reg, create=False)
+                if rid is None:
+                    return []
+                # ">= b''" on the first page: the root's own record ("") is a key too.
+                op = ">=" if first else ">"
+                return db.execute(
+                    "SELECT key, lsize, lmtime_ns, lino, lctime_ns FROM entries "
+                    f"WHERE reg = ? AND key {op} ? ORDER BY key LIMIT ?",
+                    (rid, after, page),
+                ).fetchall()
+
+            try:
+                rows = self._guard(run)
+            except (sqlite3.Error, OSError) as exc:
+                logger.warning("could not read the sync state %s: %s", self.path, exc)
+                return
+            for kb, ls, lm, li, lc in rows:
+                yield kb.decode("utf-8", "surrogateescape"), (ls, lm, li, lc)
+            if len(rows) < page:
+                return
+            after, first = rows[-1][0], False
 
     def update(
         self, reg: str, put: Iterable[tuple[str, Synced]], forget: Iterable[str] = ()
