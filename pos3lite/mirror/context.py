@@ -69,7 +69,6 @@ from ..localfs import (
     Walk,
     default_cache_root,
     ensure_cache_root,
-    file_md5,
     iter_stamps,
     remove_stale_temps,
     walk,
@@ -85,6 +84,7 @@ from ..transfer import (
     upload_file,
 )
 from ..urls import S3URL, check_local_path, is_s3_url, parse_s3_url
+from .md5cache import Md5Cache
 from .registry import Claim, Registry, overlaps
 from .scan import RemoteScan, anchored, scan_remote
 from .scheduler import Scheduler
@@ -316,6 +316,7 @@ class _Mirror:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self.state_store = SyncState(cache_root)
+        self.md5_cache = Md5Cache(cache_root)
         self.registry = Registry(cache_root)
         self.scheduler = Scheduler(time.monotonic)
         self.pid = os.getpid()
@@ -352,6 +353,7 @@ class _Mirror:
             finally:
                 self.registry.release_all()
                 self.state_store.close()
+                self.md5_cache.close()
 
     def after_fork_in_child(self) -> None:
         """In a child forked while this mirror was open: rebuild locks and pools so the
@@ -371,6 +373,7 @@ class _Mirror:
             d.claim = None
         self.scheduler = Scheduler(time.monotonic)
         self.state_store.forget_connection()
+        self.md5_cache.forget_connection()
         self.registry.forget_after_fork()
         self.pid = os.getpid()
 
@@ -432,12 +435,14 @@ class _Mirror:
         return scan_remote(client, url, exclude)
 
     def _with_md5(self, entries: list[Entry], root: Path) -> list[Entry]:
-        """Local entries with their MD5 filled in (checksum comparison), hashed in parallel."""
+        """Local entries with their MD5 filled in (checksum comparison): from the MD5 cache
+        for files unchanged since they were hashed, the others hashed in parallel."""
         files = [e for e in entries if not e.key.endswith("/")]
+        paths = [root.joinpath(*e.key.split("/")) for e in files]
         digests = dict(
             zip(
                 (e.key for e in files),
-                self.executor.map(lambda e: file_md5(root.joinpath(*e.key.split("/"))), files),
+                self.md5_cache.digests(paths, self.executor),
                 strict=True,
             )
         )
@@ -705,7 +710,8 @@ class _Mirror:
 
             return local_changed(mine, base) or remote_changed(obj, base), mine
         if self.compare == "checksum":
-            mine = Entry(obj.key, st.st_size, st.st_mtime, file_md5(target), stamp=_stamp(st))
+            md5 = self.md5_cache.md5(target)
+            mine = Entry(obj.key, st.st_size, st.st_mtime, md5, stamp=_stamp(st))
         return make_compare(self.compare, exact_mtime=True).differs(obj, mine) is not None, mine
 
     def _perform_download(
@@ -1216,7 +1222,8 @@ class _Mirror:
                 mine = Entry(path.name, st.st_size, st.st_mtime)
                 theirs = Entry(path.name, info.size, info.last_modified, info.etag)
                 if self.compare == "checksum":
-                    mine = Entry(path.name, st.st_size, st.st_mtime, file_md5(path))
+                    md5 = self.md5_cache.md5(path)
+                    mine = Entry(path.name, st.st_size, st.st_mtime, md5)
                 if make_compare(self.compare, exact_mtime=False).differs(mine, theirs) is None:
                     rec.put("", Synced(_stamp(st), info.etag, info.size, info.last_modified))
                     rec.flush()

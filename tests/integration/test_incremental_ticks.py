@@ -15,10 +15,10 @@ import pytest
 import pos3lite
 from pos3lite import TransferError
 from pos3lite.mirror import context as ctx
-from pos3lite.mirror import policy
+from pos3lite.mirror import md5cache, policy
 from pos3lite.s3.client import S3Client
 
-from .conftest import get, keys, open_mirror
+from .conftest import get, keys, open_mirror, put
 
 pytestmark = pytest.mark.integration
 
@@ -257,3 +257,55 @@ def test_the_background_thread_ticks_incrementally(
         while "run/late.txt" not in keys(oracle, bucket) and time.monotonic() < deadline:
             time.sleep(0.05)
         assert get(oracle, bucket, "run/late.txt") == b"late"
+
+
+# ------------------------------------------------------------------ checksum mode: MD5 cache
+
+
+@pytest.fixture
+def hashed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The local files actually read to compute an MD5 (names only)."""
+    calls: list[str] = []
+    real = md5cache.file_md5
+
+    def counting(path: Path, **kw: int) -> str:
+        calls.append(Path(path).name)
+        return real(path, **kw)
+
+    monkeypatch.setattr(md5cache, "file_md5", counting)
+    return calls
+
+
+def test_checksum_ticks_do_not_rehash_unchanged_files(
+    oracle: Any, bucket: str, profile: Any, tmp_path: Path, tree_of_files: Path, hashed: list[str]
+) -> None:
+    url = f"s3://{bucket}/run"
+    with counted_mirror(tmp_path, profile, compare="checksum") as (m, seen):
+        pos3lite.upload(url, local=tree_of_files, interval=None)
+        reg = registration(m, url)
+        m._sync_upload(reg, TICK)
+        assert sorted(hashed) == ["a.txt", "b.txt", "c.bin"]
+        hashed.clear()
+        seen.take()
+        m._sync_upload(reg, TICK)  # checksum mode lists (no state), but hashes nothing
+        assert hashed == []
+        assert puts(seen.take()) == []
+        rewrite(tree_of_files / "sub" / "b.txt", b"XYZ")  # same size, same second
+        m._sync_upload(reg, TICK)
+        assert hashed == ["b.txt"]
+        assert puts(seen.take()) == [f"{bucket}/run/sub/b.txt"]
+        assert get(oracle, bucket, "run/sub/b.txt") == b"XYZ"
+
+
+def test_checksum_resync_downloads_do_not_rehash_unchanged_files(
+    oracle: Any, bucket: str, profile: Any, tmp_path: Path, hashed: list[str]
+) -> None:
+    for name in ("x.bin", "y/z.bin"):
+        put(oracle, bucket, f"d/{name}", name.encode() * 10)
+    dest = tmp_path / "d"
+    for _ in range(3):
+        with open_mirror(tmp_path, profile, compare="checksum"):
+            pos3lite.download(f"s3://{bucket}/d", local=dest)
+    # The first run had nothing local, the second hashed both files, the third none.
+    assert sorted(hashed) == ["x.bin", "z.bin"]
+    assert (dest / "y" / "z.bin").read_bytes() == b"y/z.bin" * 10
