@@ -1018,7 +1018,7 @@ class _Mirror:
                 ),
                 self.state_store.iter_stamps(name),
             )
-        if not found.records:
+        if not found.known:
             return False
         failures: list[Pos3liteError] = list(report.failures)
         skip = Filter(list(reg.exclude))

@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TypeVar
 
-from ..engine.model import Stamp, Synced
+from ..engine.model import Synced
 from ..localfs.cache import ensure_cache_root
 
 __all__ = ["META_DIR", "STATE_FILE", "SyncState", "registration_name"]
@@ -184,27 +184,29 @@ class SyncState:
             logger.warning("could not read the sync state %s: %s", self.path, exc)
             return {}
 
-    def iter_stamps(self, reg: str, *, page: int = 20_000) -> Iterator[tuple[str, Stamp]]:
-        """The recorded local stamp of every key of registration ``reg``, in the UTF-8 byte
-        order of the keys (the walk's and ``ListObjectsV2``'s), read ``page`` rows at a time
-        (memory stays bounded; the connection is not held between pages).
+    def iter_stamps(
+        self, reg: str, *, page: int = 20_000
+    ) -> Iterator[tuple[bytes, int, int, int, int]]:
+        """The recorded local stamp of every key of registration ``reg`` as rows ``(key as
+        UTF-8 bytes, size, st_mtime_ns, st_ino, st_ctime_ns)`` (the shape of
+        :func:`~pos3lite.localfs.iter_stamps`), in key byte order (the walk's and
+        ``ListObjectsV2``'s), read ``page`` rows at a time (memory stays bounded; the
+        connection is not held between pages).
 
         Reading creates nothing; an unreadable state is logged and ends the stream (the
         caller sees fewer records: files without one are uploaded, never skipped)."""
         if self._db is None and not self.path.exists():
             return
         after = b""
-        first = True
+        op = ">="  # the first page includes the root's own record ("")
         while True:
 
             def run(
-                db: sqlite3.Connection, after: bytes = after, first: bool = first
+                db: sqlite3.Connection, after: bytes = after, op: str = op
             ) -> list[tuple[bytes, int, int, int, int]]:
                 rid = self._reg_id(db, reg, create=False)
                 if rid is None:
                     return []
-                # ">= b''" on the first page: the root's own record ("") is a key too.
-                op = ">=" if first else ">"
                 return db.execute(
                     "SELECT key, lsize, lmtime_ns, lino, lctime_ns FROM entries "
                     f"WHERE reg = ? AND key {op} ? ORDER BY key LIMIT ?",
@@ -216,11 +218,10 @@ class SyncState:
             except (sqlite3.Error, OSError) as exc:
                 logger.warning("could not read the sync state %s: %s", self.path, exc)
                 return
-            for kb, ls, lm, li, lc in rows:
-                yield kb.decode("utf-8", "surrogateescape"), (ls, lm, li, lc)
+            yield from rows
             if len(rows) < page:
                 return
-            after, first = rows[-1][0], False
+            after, op = rows[-1][0], ">"
 
     def update(
         self, reg: str, put: Iterable[tuple[str, Synced]], forget: Iterable[str] = ()

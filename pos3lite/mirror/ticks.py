@@ -3,11 +3,12 @@
 An incremental pass (see ``policy.lists_in_full`` for when one runs) sends no LIST: it
 walks the local folder (stat only, :func:`~pos3lite.localfs.iter_stamps`) and merges the
 walk with the sync state's records of the registration (:meth:`SyncState.iter_stamps`), both
-in UTF-8 key byte order, in one pass with bounded memory. A file is *changed* when the state
-has no record for its key or the record's stamp ``(size, st_mtime_ns, st_ino, st_ctime_ns)``
-differs from the file's: exactly the upload rule of the sync state with a remote listing
-(``engine/threeway.py``, ``Direction.UP``: "both, local unchanged: skip; local changed or
-src only: copy"), so skipping the listing changes no upload decision about a local file.
+rows ``(key bytes, size, st_mtime_ns, st_ino, st_ctime_ns)`` in key byte order, in one pass
+with bounded memory. A file is *changed* when the state has no record for its key or the
+record's stamp differs from the file's: exactly the upload rule of the sync state with a
+remote listing (``engine/threeway.py``, ``Direction.UP``: "both, local unchanged: skip; local
+changed or src only: copy"), so skipping the listing changes no upload decision about a
+local file.
 
 What the listing would add, and an incremental pass therefore leaves to the next full
 listing (at most ``policy.FULL_LISTING_EVERY`` ticks later, and the final sync):
@@ -29,6 +30,9 @@ from ..engine.model import Stamp
 
 __all__ = ["LocalChanges", "local_changes"]
 
+# (key as UTF-8 bytes, size, st_mtime_ns, st_ino, st_ctime_ns); None after the key: a folder.
+_Row = tuple[bytes, int | None, int | None, int | None, int | None]
+
 
 @dataclass(slots=True)
 class LocalChanges:
@@ -38,51 +42,41 @@ class LocalChanges:
         changed: ``(key, stamp)`` of every file without a record or whose stamp differs, in
             walk order.
         dirs: keys (ending ``/``) of the empty local folders, in walk order.
-        records: how many records were read (0: the state knows nothing, list in full;
-            records past the last local key are not read).
+        known: the state held at least one record (else: nothing known, list in full).
         files: how many local files were compared.
     """
 
     changed: list[tuple[str, Stamp]] = field(default_factory=list)
     dirs: list[str] = field(default_factory=list)
-    records: int = 0
+    known: bool = False
     files: int = 0
 
 
 def local_changes(
-    local: Iterable[tuple[str, Stamp | None]], records: Iterable[tuple[str, Stamp]]
+    local: Iterable[_Row], records: Iterable[tuple[bytes, int, int, int, int]]
 ) -> LocalChanges:
-    """Merge a walk (``(key, stamp)``, ``None`` for an empty folder) with the state's
-    records (``(key, stamp)``), both sorted by UTF-8 key bytes (for valid keys that is also
-    Python's ``str`` order), into the changed files and the empty folders.
-
-    Raises:
-        ValueError: a side is out of order (a bug: both sides are sorted by construction).
-    """
+    """Merge a walk's rows with the state's rows, both sorted by key bytes (both sides are
+    sorted by construction: the walk sorts each folder, the state reads in its primary key's
+    order), into the changed files and the empty folders."""
     out = LocalChanges()
     changed, dirs = out.changed, out.dirs
     rec = iter(records)
     row = next(rec, None)
-    nrec = 0 if row is None else 1
+    out.known = row is not None
     files = 0
-    last = ""
-    for key, stamp in local:
-        if key < last:
-            raise ValueError(f"local walk out of order: {last!r} before {key!r}")
-        last = key
-        if stamp is None:
-            dirs.append(key)
+    for item in local:
+        if item[1] is None:
+            dirs.append(item[0].decode())
             continue
         files += 1
-        while row is not None and row[0] < key:
-            prev = row[0]
+        kb = item[0]
+        while row is not None and row[0] < kb:
             row = next(rec, None)
-            if row is not None:
-                nrec += 1
-                if row[0] <= prev:
-                    raise ValueError(f"sync state out of order: {prev!r} before {row[0]!r}")
-        if row is not None and row[0] == key and row[1] == stamp:
+        if row == item:
             continue
-        changed.append((key, stamp))
-    out.records, out.files = nrec, files
+        size, mtime_ns, ino, ctime_ns = item[1:]
+        assert size is not None and mtime_ns is not None and ino is not None
+        assert ctime_ns is not None
+        changed.append((kb.decode(), (size, mtime_ns, ino, ctime_ns)))
+    out.files = files
     return out

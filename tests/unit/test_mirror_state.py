@@ -92,8 +92,9 @@ def test_iter_stamps_streams_records_in_utf8_byte_order_page_by_page(tmp_path: P
     want = sorted(keys, key=lambda k: k.encode())
     for page in (1, 2, 3, 100):
         got = list(st.iter_stamps(reg, page=page))
-        assert [k for k, _ in got] == want
-        assert dict(got) == {k: (i, i, i, i) for i, k in enumerate(keys)}
+        assert [r[0] for r in got] == [k.encode() for k in want]
+        assert got == sorted((k.encode(), i, i, i, i) for i, k in enumerate(keys))
     assert list(st.iter_stamps("unknown")) == []
+    st.close()
     assert list(SyncState(tmp_path / "cache").iter_stamps(reg)) == []
     assert not (tmp_path / "cache").exists()
