@@ -14,7 +14,9 @@ active in the main thread and SIGTERM has its default action, SIGTERM raises
 
 Sync state (``state.py``): every transfer and verification is recorded per registration
 and key, so later runs decide from what was last in sync (three-way for ``sync``; see
-``engine/threeway.py``).
+``engine/threeway.py``). Background ticks and flushes are incremental between full listings
+(``policy.lists_in_full``, ``ticks.py``): a tick with no local change sends no request.
+``compare="checksum"`` hashes a local file once while it is unchanged (``md5cache.py``).
 
 Safety rules (where pos3 loses data, see docs/pos3-differences.md):
 
@@ -1911,7 +1913,11 @@ def flush(remote: str | None = None) -> None:
     """Upload the pending changes of one registration now and return when they are on S3.
 
     For a checkpoint save or the end of an episode. Uploads only: remote deletes still wait
-    for the mirror's exit (as background ticks).
+    for the mirror's exit (as background ticks). Once a registration's remote prefix was
+    listed in this mirror and its last pass succeeded, a flush is incremental (no LIST; see
+    ``mirror/ticks.py``): it uploads every local file whose stamp ``(size, st_mtime_ns,
+    st_ino, st_ctime_ns)`` differs from the sync state's record or that has none, so it sends
+    no request when nothing changed and never misses a local change.
 
     Args:
         remote: the ``s3://`` URL of an ``upload``/``sync`` registration; ``None`` for all.
