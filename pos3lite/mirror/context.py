@@ -90,7 +90,7 @@ from .scheduler import Scheduler
 from .state import META_DIR, SyncState, registration_name
 
 if TYPE_CHECKING:
-    from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import Future, ThreadPoolExecutor
 
     from ..s3.client import S3Client
     from ..transport.base import Transport
@@ -645,18 +645,21 @@ class _Mirror:
         delete: bool,
         exclude: Sequence[str],
         what: str,
-        base: dict[str, Synced] | None = None,
+        base: dict[str, Synced] | Future[dict[str, Synced]] | None = None,
         two_way: bool = False,
     ) -> tuple[RemoteScan, Walk, Plan | None]:
         """Scan both sides of a download and plan it; the one planner behind
         :meth:`download`, :meth:`sync` and :meth:`plan_download`, so a plan shows exactly
         what a download would do. The plan is ``None`` for an exact object, or when nothing
-        is found remotely and nothing local was in sync with it."""
+        is found remotely and nothing local was in sync with it. ``base`` may still be
+        loading (a future), so the sync state is read while the remote side is listed."""
         # Walk the local side while the remote side is listed (the two are independent).
         walking = (
             self.executor.submit(walk, target, follow_dir_links=False) if target.is_dir() else None
         )
         scan = self._scan_remote(client, url, exclude)
+        if base is not None and not isinstance(base, dict):
+            base = base.result()
         if scan.obj is not None or (not scan.found and not (two_way and base)):
             return scan, Walk(), None
         if target.exists() and not target.is_dir():
@@ -707,7 +710,8 @@ class _Mirror:
         target = reg.local_path
         name = _state_name(reg.url, reg.profile, target)
         with self._transfer_lock(target):
-            base = self._base(name)
+            # The sync state loads on a worker while the first listing page is requested.
+            loading = self.executor.submit(self._base, name)
             rec = self._recorder(name, target)
             scan, local, plan = self._plan_download(
                 client,
@@ -716,9 +720,10 @@ class _Mirror:
                 delete=reg.delete,
                 exclude=reg.exclude,
                 what=f"download {url.normalized()}",
-                base=base,
+                base=loading,
                 two_way=two_way,
             )
+            base = loading.result()
             if scan.obj is not None:
                 self._download_object(client, url, scan.obj, target, rec, base.get(""))
                 return

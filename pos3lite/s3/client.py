@@ -479,9 +479,7 @@ class S3Client:
         try:
             while True:
                 if delimiter:
-                    merged: list[tuple[str, ObjectInfo | str]] = [
-                        (o.key, o) for o in page.objects
-                    ]
+                    merged: list[tuple[str, ObjectInfo | str]] = [(o.key, o) for o in page.objects]
                     merged += [(p, p) for p in page.common_prefixes]
                     merged.sort(key=lambda item: item[0].encode("utf-8"))
                     for _, item in merged:
@@ -1031,6 +1029,7 @@ class S3Client:
             token = s3xml._text(root, f"{ns}ContinuationToken") or None
             if token is None:
                 return out
+
     # ================================================================== object API (issue 10)
     # Conditional reads and writes, copy, multipart copy and presigned URLs for
     # pos3lite.objects and pos3lite.lock. Spec: S3 API Reference "GetObject", "PutObject",
