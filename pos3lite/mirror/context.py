@@ -75,6 +75,7 @@ from ..localfs import (
 )
 from ..profiles import Profile, effective_profile, resolve_profile
 from ..progress import make_progress
+from ..s3.factory import ClientCache
 from ..transfer import (
     ByteRateLimiter,
     TransferConfig,
@@ -93,7 +94,6 @@ if TYPE_CHECKING:
     from concurrent.futures import Future, ThreadPoolExecutor
 
     from ..s3.client import S3Client
-    from ..transport.base import Transport
 
 __all__ = [
     "DEFAULT_CACHE_ROOT",
@@ -301,8 +301,7 @@ class _Mirror:
         self._sync_lock = threading.Lock()
         self._downloads: dict[tuple[str, Profile | None], _Download] = {}
         self._uploads: dict[tuple[str, Profile | None], _Upload] = {}
-        self._clients: dict[Profile | None, S3Client] = {}
-        self._transport: Transport | None = None
+        self._clients = self._client_cache()
         self._executor: ThreadPoolExecutor | None = None
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -339,8 +338,7 @@ class _Mirror:
             try:
                 if self._executor is not None:
                     self._executor.shutdown(wait=True)
-                if self._transport is not None:
-                    self._transport.close()
+                self._clients.close()
             finally:
                 self.registry.release_all()
                 self.state_store.close()
@@ -351,8 +349,7 @@ class _Mirror:
         never uploads them (the parent does)."""
         self._lock = threading.RLock()
         self._sync_lock = threading.Lock()
-        self._clients = {}
-        self._transport = None  # the parent's sockets: never touched by the child
+        self._clients = self._client_cache()  # the parent's sockets: never touched here
         self._executor = None  # its threads do not exist in the child
         self._thread = None
         self._stop = threading.Event()
@@ -372,28 +369,17 @@ class _Mirror:
 
     # ------------------------------------------------------------------ resources
 
+    def _client_cache(self) -> ClientCache:
+        return ClientCache(
+            max_connections=self.max_workers,
+            timeout=self.timeout,
+            max_attempts=self.max_attempts,
+            payload_signing=self.payload_signing,
+        )
+
     def client(self, profile: Profile | None) -> S3Client:
         """The S3 client for a profile (one per profile, all sharing one connection pool)."""
-        with self._lock:
-            found = self._clients.get(profile)
-            if found is not None:
-                return found
-            from ..s3.factory import client_for_profile
-
-            if self._transport is None:
-                from ..transport.urllib3 import Urllib3Transport
-
-                self._transport = Urllib3Transport(
-                    max_connections=self.max_workers, timeout=self.timeout
-                )
-            made = client_for_profile(
-                self._transport,
-                profile,
-                max_attempts=self.max_attempts,
-                payload_signing=self.payload_signing,
-            )
-            self._clients[profile] = made
-            return made
+        return self._clients.get(profile)
 
     @property
     def executor(self) -> ThreadPoolExecutor:
