@@ -1385,17 +1385,21 @@ class _Upload:
                 attempts=attempts,
             )
         except PreconditionFailedError as exc:
-            return self._client._resolve_412(
-                self._s3,
-                self._url,
-                self._parsed,
-                exc,
-                attempts,
-                self._nonce,
-                self._if_none_match,
-                self._if_match,
-            )
+            return self._resolve_412(exc, attempts)
         return PutResult(resp.get("etag", "").strip('"'), resp.get("x-amz-version-id"))
+
+    def _resolve_412(self, exc: PreconditionFailedError, attempts: list[int]) -> PutResult:
+        """A 412 on this upload's conditional write: see :meth:`Client._resolve_412`."""
+        return self._client._resolve_412(
+            self._s3,
+            self._url,
+            self._parsed,
+            exc,
+            attempts,
+            self._nonce,
+            self._if_none_match,
+            self._if_match,
+        )
 
     def _add_checksum(self, headers: dict[str, str], data: bytes) -> None:
         if self._checksum == "md5":
@@ -1499,16 +1503,7 @@ class _Upload:
             )
         except PreconditionFailedError as exc:
             self.abort()
-            return self._client._resolve_412(
-                self._s3,
-                self._url,
-                self._parsed,
-                exc,
-                attempts,
-                self._nonce,
-                self._if_none_match,
-                self._if_match,
-            )
+            return self._resolve_412(exc, attempts)
         self._upload_id = None
         return PutResult(s3xml.parse_complete_multipart(done), resp.get("x-amz-version-id"))
 
