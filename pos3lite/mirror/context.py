@@ -77,6 +77,7 @@ from ..localfs import (
 )
 from ..profiles import Profile, effective_profile, resolve_profile
 from ..progress import make_progress
+from ..s3.factory import ClientCache
 from ..transfer import (
     ByteRateLimiter,
     TransferConfig,
@@ -94,10 +95,9 @@ from .state import META_DIR, SyncState, registration_name
 from .ticks import local_changes
 
 if TYPE_CHECKING:
-    from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import Future, ThreadPoolExecutor
 
     from ..s3.client import S3Client
-    from ..transport.base import Transport
 
 __all__ = [
     "DEFAULT_CACHE_ROOT",
@@ -311,8 +311,7 @@ class _Mirror:
         self._sync_lock = threading.Lock()
         self._downloads: dict[tuple[str, Profile | None], _Download] = {}
         self._uploads: dict[tuple[str, Profile | None], _Upload] = {}
-        self._clients: dict[Profile | None, S3Client] = {}
-        self._transport: Transport | None = None
+        self._clients = self._client_cache()
         self._executor: ThreadPoolExecutor | None = None
         self._stop = threading.Event()
         self._wake = threading.Event()
@@ -350,8 +349,7 @@ class _Mirror:
             try:
                 if self._executor is not None:
                     self._executor.shutdown(wait=True)
-                if self._transport is not None:
-                    self._transport.close()
+                self._clients.close()
             finally:
                 self.registry.release_all()
                 self.state_store.close()
@@ -363,8 +361,7 @@ class _Mirror:
         never uploads them (the parent does)."""
         self._lock = threading.RLock()
         self._sync_lock = threading.Lock()
-        self._clients = {}
-        self._transport = None  # the parent's sockets: never touched by the child
+        self._clients = self._client_cache()  # the parent's sockets: never touched here
         self._executor = None  # its threads do not exist in the child
         self._thread = None
         self._stop = threading.Event()
@@ -385,28 +382,17 @@ class _Mirror:
 
     # ------------------------------------------------------------------ resources
 
+    def _client_cache(self) -> ClientCache:
+        return ClientCache(
+            max_connections=self.max_workers,
+            timeout=self.timeout,
+            max_attempts=self.max_attempts,
+            payload_signing=self.payload_signing,
+        )
+
     def client(self, profile: Profile | None) -> S3Client:
         """The S3 client for a profile (one per profile, all sharing one connection pool)."""
-        with self._lock:
-            found = self._clients.get(profile)
-            if found is not None:
-                return found
-            from ..s3.factory import client_for_profile
-
-            if self._transport is None:
-                from ..transport.urllib3 import Urllib3Transport
-
-                self._transport = Urllib3Transport(
-                    max_connections=self.max_workers, timeout=self.timeout
-                )
-            made = client_for_profile(
-                self._transport,
-                profile,
-                max_attempts=self.max_attempts,
-                payload_signing=self.payload_signing,
-            )
-            self._clients[profile] = made
-            return made
+        return self._clients.get(profile)
 
     @property
     def executor(self) -> ThreadPoolExecutor:
@@ -660,18 +646,21 @@ class _Mirror:
         delete: bool,
         exclude: Sequence[str],
         what: str,
-        base: dict[str, Synced] | None = None,
+        base: dict[str, Synced] | Future[dict[str, Synced]] | None = None,
         two_way: bool = False,
     ) -> tuple[RemoteScan, Walk, Plan | None]:
         """Scan both sides of a download and plan it; the one planner behind
         :meth:`download`, :meth:`sync` and :meth:`plan_download`, so a plan shows exactly
         what a download would do. The plan is ``None`` for an exact object, or when nothing
-        is found remotely and nothing local was in sync with it."""
+        is found remotely and nothing local was in sync with it. ``base`` may still be
+        loading (a future), so the sync state is read while the remote side is listed."""
         # Walk the local side while the remote side is listed (the two are independent).
         walking = (
             self.executor.submit(walk, target, follow_dir_links=False) if target.is_dir() else None
         )
         scan = self._scan_remote(client, url, exclude)
+        if base is not None and not isinstance(base, dict):
+            base = base.result()
         if scan.obj is not None or (not scan.found and not (two_way and base)):
             return scan, Walk(), None
         if target.exists() and not target.is_dir():
@@ -723,7 +712,8 @@ class _Mirror:
         target = reg.local_path
         name = _state_name(reg.url, reg.profile, target)
         with self._transfer_lock(target):
-            base = self._base(name)
+            # The sync state loads on a worker while the first listing page is requested.
+            loading = self.executor.submit(self._base, name)
             rec = self._recorder(name, target)
             scan, local, plan = self._plan_download(
                 client,
@@ -732,9 +722,10 @@ class _Mirror:
                 delete=reg.delete,
                 exclude=reg.exclude,
                 what=f"download {url.normalized()}",
-                base=base,
+                base=loading,
                 two_way=two_way,
             )
+            base = loading.result()
             if scan.obj is not None:
                 self._download_object(client, url, scan.obj, target, rec, base.get(""))
                 return
