@@ -42,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 import pos3lite
 from pos3lite.mirror import context as ctx
 from pos3lite.mirror import policy
+from pos3lite.s3.factory import ClientCache
 from pos3lite.transport.base import MockTransport, Request, Response
 
 BUCKET, PREFIX = "bench", "data/"
@@ -129,7 +130,12 @@ def main() -> None:
             cache_root=scratch / "cache", show_progress=False, default_profile=profile
         ):
             m = ctx._require_active()
-            m._transport = transport
+            m._clients = ClientCache(
+                max_connections=m.max_workers,
+                timeout=m.timeout,
+                max_attempts=m.max_attempts,
+                transport=transport,
+            )
             url = f"s3://{BUCKET}/{PREFIX.rstrip('/')}"
             pos3lite.upload(url, local=scratch / "tree", interval=None, delete=False)
             (reg,) = m._uploads.values()

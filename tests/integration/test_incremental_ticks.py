@@ -48,8 +48,7 @@ def puts(reqs: list[tuple[str, str]]) -> list[str]:
 def counted_mirror(tmp_path: Path, profile: Any, **kw: Any) -> Iterator[tuple[Any, Requests]]:
     with open_mirror(tmp_path, profile, **kw):
         m = ctx._require_active()
-        m.client(profile)  # makes the shared transport
-        transport = m._transport
+        transport = m.client(profile)._transport  # the pool every client of the mirror shares
         real = transport.send
         seen = Requests()
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-import pos3lite.mirror.md5cache as md5cache
+from pos3lite.mirror import md5cache
 from pos3lite.mirror.md5cache import CACHE_FILE, Md5Cache
 from pos3lite.mirror.state import META_DIR
 
