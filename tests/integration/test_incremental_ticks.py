@@ -308,3 +308,37 @@ def test_checksum_resync_downloads_do_not_rehash_unchanged_files(
     # The first run had nothing local, the second hashed both files, the third none.
     assert sorted(hashed) == ["x.bin", "z.bin"]
     assert (dest / "y" / "z.bin").read_bytes() == b"y/z.bin" * 10
+
+
+def test_a_file_changed_while_an_incremental_tick_uploads_it_is_sent_again(
+    oracle: Any,
+    bucket: str,
+    profile: Any,
+    tmp_path: Path,
+    tree_of_files: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    url = f"s3://{bucket}/run"
+    real = S3Client.put_object_from_file
+
+    def rewriting(self: S3Client, bucket_: str, key: str, path: Path, **kw: Any) -> Any:
+        out = real(self, bucket_, key, path, **kw)
+        Path(path).write_bytes(b"written during the upload")  # after the bytes were sent
+        return out
+
+    with counted_mirror(tmp_path, profile) as (m, seen):
+        pos3lite.upload(url, local=tree_of_files, interval=None)
+        reg = registration(m, url)
+        m._sync_upload(reg, TICK)
+        (tree_of_files / "a.txt").write_bytes(b"v2")
+        seen.take()
+        with monkeypatch.context() as mp:
+            mp.setattr(S3Client, "put_object_from_file", rewriting)
+            m._sync_upload(reg, TICK)
+        assert puts(seen.take()) == [f"{bucket}/run/a.txt"]
+        assert get(oracle, bucket, "run/a.txt") == b"v2"
+        m._sync_upload(reg, TICK)  # not recorded as in sync: sent again, still no LIST
+        assert seen.take() == [("PUT", f"{bucket}/run/a.txt")]
+        assert get(oracle, bucket, "run/a.txt") == b"written during the upload"
+        m._sync_upload(reg, TICK)
+        assert seen.take() == []
