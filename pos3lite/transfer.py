@@ -48,7 +48,7 @@ from .errors import (
     TransferError,
     TransportError,
 )
-from .localfs import TempFile, make_dirs, remove, safe_join, write_atomic
+from .localfs import FolderCache, TempFile, make_dirs, remove, safe_join, write_atomic
 from .progress import Progress, file_done
 
 if TYPE_CHECKING:
@@ -460,6 +460,7 @@ def _download_small(
     *,
     make_parents: bool = True,
     on_done: Downloaded | None = None,
+    folders: FolderCache | None = None,
 ) -> None:
     got: list[tuple[float, str]] = []
     results: list[GetResult] = []
@@ -476,7 +477,11 @@ def _download_small(
         got.append((res.last_modified, res.etag))
 
     write_atomic(
-        target, fill, mtime=src.mtime if src is not None else None, make_parents=make_parents
+        target,
+        fill,
+        mtime=src.mtime if src is not None else None,
+        make_parents=make_parents,
+        folders=folders,
     )
     if got and src is not None and src.etag and got[0][1] and got[0][1] != src.etag:
         # The object changed between LIST and GET (another ETag): stamp what we fetched.
@@ -514,6 +519,8 @@ def execute_download(
     """
     cfg = config or TransferConfig()
     batch = Batch(executor)
+    # Small files share their folders' descriptors instead of opening the path per file.
+    folders = FolderCache()
 
     def copy(action: Action) -> None:
         target = safe_join(local_root, action.key)
@@ -537,6 +544,7 @@ def execute_download(
                     progress,
                     make_parents=False,
                     on_done=on_done,
+                    folders=folders,
                 )
         except Exception as exc:
             logger.error("failed to download s3://%s/%s: %s", bucket, key, exc)
@@ -554,7 +562,10 @@ def execute_download(
         KeyConflictError(key, "is both an object and a prefix with objects under it")
         for key in plan.conflicts
     ]
-    batch.run(plan.copies, copy, window=window)
+    try:
+        batch.run(plan.copies, copy, window=window)
+    finally:
+        folders.close()
     failures += batch.failures
     if failures:
         raise TransferError("Download", failures)

@@ -16,6 +16,7 @@ from .walk import FD_BUDGET, MAX_KEY_BYTES, Walk, file_md5, iter_walk, walk
 from .write import (
     STALE_TEMP_SECONDS,
     TEMP_SUFFIX,
+    FolderCache,
     TempFile,
     make_dirs,
     open_dir,
@@ -33,6 +34,7 @@ __all__ = [
     "MAX_KEY_BYTES",
     "STALE_TEMP_SECONDS",
     "TEMP_SUFFIX",
+    "FolderCache",
     "TempFile",
     "Walk",
     "default_cache_root",
