@@ -160,6 +160,9 @@ class Batch:
         self._executor = executor
         self._cv = threading.Condition()
         self._pending = 0
+        # n -> how many threads wait in wait_below(n): completions wake them only when
+        # one can go on (not at every completion: each wake-up is a thread hand-off)
+        self._waiting: dict[int, int] = {}
         self.failures: list[BaseException] = []
         self._cancelled = threading.Event()
 
@@ -181,9 +184,14 @@ class Batch:
             self._executor.submit(self._run, fn, args)
         except BaseException:
             with self._cv:
-                self._pending -= 1
-                self._cv.notify_all()
+                self._one_done()
             raise
+
+    def _one_done(self) -> None:
+        # Called with the lock held.
+        self._pending -= 1
+        if self._waiting and self._pending < max(self._waiting):
+            self._cv.notify_all()
 
     def _run(self, fn: Callable[..., None], args: tuple[Any, ...]) -> None:
         try:
@@ -192,13 +200,20 @@ class Batch:
             self.fail(exc)
         finally:
             with self._cv:
-                self._pending -= 1
-                self._cv.notify_all()
+                self._one_done()
 
     def wait_below(self, n: int) -> None:
         with self._cv:
-            while self._pending >= n:
-                self._cv.wait()
+            if self._pending < n:
+                return
+            self._waiting[n] = self._waiting.get(n, 0) + 1
+            try:
+                while self._pending >= n:
+                    self._cv.wait()
+            finally:
+                left = self._waiting.pop(n) - 1
+                if left:
+                    self._waiting[n] = left
 
     def join(self) -> None:
         self.wait_below(1)
@@ -206,12 +221,17 @@ class Batch:
     def run(self, items: Iterable[Any], fn: Callable[[Any], None], *, window: int) -> None:
         """Submit ``fn(item)`` for each item, at most ``window`` pending, then join.
 
+        When the window is full the caller sleeps until a quarter of it is free, then
+        refills it, rather than waking at every completion.
         On KeyboardInterrupt (or any BaseException) while waiting, cancel, let the running
         tasks wind down (so large uploads are aborted), and re-raise.
         """
+        step = max(1, window // 4)
         try:
             for item in items:
-                self.wait_below(window)
+                # Only this thread adds to _pending: an unlocked read never understates it.
+                if self._pending >= window:
+                    self.wait_below(window - step + 1)
                 if self.cancelled:
                     break
                 self.submit(fn, item)

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from pos3lite.transport.base import Request
+from pos3lite.transport.base import Headers, Request
 from pos3lite.transport.urllib3 import Urllib3Transport, _FastHeadResponse, _HeadMessage
 
 
@@ -211,3 +211,9 @@ def test_transport_reads_fast_and_fallback_heads_on_one_connection(
             assert (r.status, r.read()) == (404, b"nope")
     finally:
         transport.close()
+
+
+def test_headers_get_is_case_insensitive_with_a_default() -> None:
+    h = Headers({"ETag": '"x"', "Content-Length": "3"})
+    assert h.get("etag") == '"x"' and h.get("CONTENT-LENGTH") == "3"
+    assert h.get("x-missing") is None and h.get("x-missing", "d") == "d"
