@@ -252,17 +252,35 @@ _FAST_METHODS = frozenset(("GET", "HEAD", "PUT", "POST", "DELETE"))
 class _HeadMessage(http.client.HTTPMessage):
     """The ``HTTPMessage`` http.client would build for a plain header block, filled
     directly. Values are ISO-8859-1 decoded strings (never surrogates), for which the
-    ``compat32`` policy's fetch is the identity, so ``get`` and ``items`` skip it."""
+    ``compat32`` policy's fetch is the identity, so ``get`` and ``items`` skip it, and
+    ``get`` answers from a lower-cased index of the first value of each name. The
+    ``email.message.Message`` methods reach the header list only through the ``_headers``
+    property, which drops the index, so any change through them is seen."""
+
+    _pairs: list[tuple[str, str]]
+    _index: dict[str, str] | None = None
+
+    @property
+    def _headers(self) -> list[tuple[str, str]]:
+        self._index = None
+        return self._pairs
+
+    @_headers.setter
+    def _headers(self, pairs: list[tuple[str, str]]) -> None:
+        self._index = None
+        self._pairs = pairs
 
     def get(self, name: str, failobj: object = None) -> object:  # type: ignore[override]
-        name = name.lower()
-        for k, v in self._headers:  # type: ignore[attr-defined]
-            if k.lower() == name:
-                return v
-        return failobj
+        index = self._index
+        if index is None:
+            index = {}
+            for k, v in self._pairs:
+                index.setdefault(k.lower(), v)
+            self._index = index
+        return index.get(name.lower(), failobj)
 
     def items(self) -> list[tuple[str, str]]:
-        return list(self._headers)  # type: ignore[attr-defined]
+        return list(self._pairs)
 
 
 class _FastHeadResponse(http.client.HTTPResponse):
@@ -296,12 +314,16 @@ class _FastHeadResponse(http.client.HTTPResponse):
         msg = _HeadMessage()
         msg.set_payload("")  # the email parser's payload for a head without a body
         text = buf[status.end() : head.end() - 4].decode("iso-8859-1")
+        pairs = []
+        index: dict[str, str] = {}
         if text:
-            pairs = []
             for line in text.split("\r\n"):
                 name, _, value = line.partition(":")
-                pairs.append((name, value.lstrip(" \t")))
-            msg._headers = pairs
+                value = value.lstrip(" \t")
+                pairs.append((name, value))
+                index.setdefault(name.lower(), value)
+        msg._headers = pairs
+        msg._index = index
         self.headers = self.msg = msg
         code = int(status.group(1))
         self.code = self.status = code
