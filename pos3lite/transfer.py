@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from .engine.model import Action, Entry, Plan
+from .engine.model import Action, Entry, Plan, Stamp
 from .errors import (
     ChecksumMismatchError,
     KeyConflictError,
@@ -57,7 +57,9 @@ if TYPE_CHECKING:
     from .s3.client import GetResult, S3Client
 
 #: Called by a download worker after a file reached its final path, with the object as
-#: actually fetched (key relative to the plan, size, LastModified, ETag).
+#: actually fetched (key relative to the plan, size, LastModified, ETag) and, for small
+#: files, ``stamp``: the written file's :data:`~pos3lite.engine.model.Stamp` taken on its
+#: descriptor (``None``: unknown, stat the path).
 Downloaded = Callable[[Entry], None]
 #: Called by an upload worker after an object was written, with the plan key, the object
 #: (size, ETag as returned by PutObject or CompleteMultipartUpload; LastModified 0.0 =
@@ -496,22 +498,27 @@ def _download_small(
         results.append(res)
         got.append((res.last_modified, res.etag))
 
-    write_atomic(
+    st = write_atomic(
         target,
         fill,
         mtime=src.mtime if src is not None else None,
         make_parents=make_parents,
         folders=folders,
     )
+    # The stamp of the file we wrote (model.Stamp), from its descriptor: no stat by path.
+    stamp: Stamp | None = (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
     if got and src is not None and src.etag and got[0][1] and got[0][1] != src.etag:
         # The object changed between LIST and GET (another ETag): stamp what we fetched.
         # Only then: a GET's Last-Modified may differ from the listing's for the same
         # object (rclone), and stamping it would download the file again on every run.
         os.utime(target, (got[0][0], got[0][0]))
+        stamp = None  # changed by the utime: on_done stats the path
     file_done(progress, "download", f"s3://{bucket}/{key}", target)
     if on_done is not None and results:
         r = results[0]
-        on_done(Entry(src.key if src is not None else key, r.size, r.last_modified, r.etag))
+        on_done(
+            Entry(src.key if src is not None else key, r.size, r.last_modified, r.etag, stamp=stamp)
+        )
 
 
 def execute_download(

@@ -367,9 +367,12 @@ class TempFile:
             raise FileNotFoundError(errno.ENOENT, f"temporary file replaced: {str(self.path)!r}")
         return open(fd, "r+b")
 
-    def commit(self, mtime: float | None = None) -> None:
+    def commit(self, mtime: float | None = None) -> os.stat_result:
         """Rename the temp file over ``target`` (``os.replace`` in the opened folder), then
-        set its mtime (seconds since the epoch) on the descriptor, then release the lock."""
+        set its mtime (seconds since the epoch) on the descriptor, then release the lock.
+
+        Returns the file's ``fstat`` after the mtime was set: the stat of the file this
+        writer made, whatever happens at the path afterwards."""
         try:
             os.replace(self.name, self.target.name, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd)
         except OSError as exc:
@@ -378,6 +381,7 @@ class TempFile:
         try:
             if mtime is not None:
                 os.utime(self.fd, (mtime, mtime))
+            return os.fstat(self.fd)
         finally:
             self.close()
 
@@ -425,7 +429,7 @@ def write_atomic(
     make_parents: bool = True,
     root: Path | None = None,
     folders: FolderCache | None = None,
-) -> None:
+) -> os.stat_result:
     """Create or replace ``target`` atomically with the bytes ``fill(f)`` writes into ``f``.
 
     The bytes go to a locked :class:`TempFile` in the same folder (same file system, unique
@@ -436,6 +440,9 @@ def write_atomic(
     module rules). ``folders`` shares opened folders between writes (see
     :class:`FolderCache`).
 
+    Returns:
+        The new file's stat, taken on its descriptor after the rename and the mtime.
+
     Raises:
         UnsafeKeyError: a folder on the way is a symlink (named in the message).
         OSError: from the file system; anything ``fill`` raises.
@@ -443,7 +450,7 @@ def write_atomic(
     with TempFile(target, root=root, make_parents=make_parents, folders=folders) as tmp:
         with tmp.writer() as f:
             fill(f)
-        tmp.commit(mtime)
+        return tmp.commit(mtime)
 
 
 # --------------------------------------------------------------------------- cleanup
