@@ -4,6 +4,7 @@ Usage (from the repository, with the test extra installed: ``weed`` and boto3)::
 
     python benchmarks/cpu_per_object.py [--runs 3] [--n 2000] [--size 16384]
                                         [--profile benchmarks/out/cpu-down.txt]
+                                        [--dest-root /dev/shm]
 
 Starts its own SeaweedFS on 127.0.0.1, seeds N objects with boto3 (untimed), then runs
 ``download`` (into an emptied folder) and ``upload`` (to a fresh prefix) through the public
@@ -45,14 +46,15 @@ with pos3lite.mirror(max_workers=int(workers), show_progress=False):
 """
 
 
-def run(cmd: list[str], env: dict[str, str]) -> tuple[float, float]:
+def run(cmd: list[str], env: dict[str, str]) -> tuple[float, float, float]:
+    """Run ``cmd``; return (wall, user + sys CPU, sys CPU) in seconds."""
     t0 = time.perf_counter()
     p = subprocess.Popen(cmd, env=env, stdin=subprocess.DEVNULL, cwd=tempfile.gettempdir())
     _, status, ru = os.wait4(p.pid, 0)
     p.returncode = os.waitstatus_to_exitcode(status)
     if p.returncode:
         raise SystemExit(f"{cmd} failed with {p.returncode}")
-    return time.perf_counter() - t0, ru.ru_utime + ru.ru_stime
+    return time.perf_counter() - t0, ru.ru_utime + ru.ru_stime, ru.ru_stime
 
 
 def profile(out: Path, scratch: Path, dest: Path, env: dict[str, str]) -> None:
@@ -117,6 +119,13 @@ def main() -> None:
         help="comma-separated git revisions to measure side by side (each exported with "
         "git archive to a temp folder and put first on PYTHONPATH); default: the working tree",
     )
+    ap.add_argument(
+        "--dest-root",
+        type=Path,
+        default=None,
+        help="make the download destination in this folder (default: the scratch folder "
+        "under the system temp dir); /dev/shm measures without the disk file system",
+    )
     args = ap.parse_args()
 
     from tests.support.seaweedfs import SeaweedFS, oracle_client
@@ -155,7 +164,13 @@ def main() -> None:
             "POS3LITE_CACHE_ROOT": str(scratch / "cache"),
             "POS3LITE_PROFILES_FILE": str(scratch / "no-profiles.toml"),
         }
-        dest = scratch / "dest"
+        # --dest-root: e.g. /dev/shm, to take the local file system's own cost (ext4 journal
+        # and directory locks under load) out of the comparison
+        dest = (
+            (args.dest_root / f"pos3lite-cpu-dest-{os.getpid()}")
+            if args.dest_root
+            else scratch / "dest"
+        )
         trees = {"working tree": ""}
         if args.commits:
             trees = {}
@@ -169,7 +184,7 @@ def main() -> None:
                 ).stdout
                 subprocess.run(["tar", "-x", "-C", str(out)], input=archive, check=True)
                 trees[rev] = str(out)
-        results: dict[tuple[str, str], list[tuple[float, float]]] = {}
+        results: dict[tuple[str, str], list[tuple[float, float, float]]] = {}
         load0 = os.getloadavg()
         for r in range(args.runs):
             order = list(trees.items())
@@ -196,14 +211,17 @@ def main() -> None:
             f"{load0[0]:.2f} at start, {load1[0]:.2f} at end"
         )
         for (label, name), runs in results.items():
-            wall = statistics.median(w for w, _ in runs)
-            cpu = statistics.median(c for _, c in runs)
+            wall = statistics.median(w for w, _, _ in runs)
+            cpu = statistics.median(c for _, c, _ in runs)
+            sys_cpu = statistics.median(s for _, _, s in runs)
             print(
-                f"{label} {name}: CPU {cpu * 1000 / n:.3f} ms/object (median {cpu:.2f} s, {args.workers} workers), "
-                f"wall {wall:.2f} s; runs CPU s: {', '.join(f'{c:.2f}' for _, c in runs)}"
+                f"{label} {name}: CPU {cpu * 1000 / n:.3f} ms/object (median {cpu:.2f} s, "
+                f"{args.workers} workers; of it sys {sys_cpu * 1000 / n:.3f} ms/object), "
+                f"wall {wall:.2f} s; runs CPU s: {', '.join(f'{c:.2f}' for _, c, _ in runs)}"
             )
         if args.profile is not None:
             profile(args.profile, scratch, dest, env)
+        shutil.rmtree(dest, ignore_errors=True)
     shutil.rmtree(scratch, ignore_errors=True)
 
 

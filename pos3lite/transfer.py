@@ -40,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from .engine.model import Action, Entry, Plan
+from .engine.model import Action, Entry, Plan, Stamp
 from .errors import (
     ChecksumMismatchError,
     KeyConflictError,
@@ -48,7 +48,7 @@ from .errors import (
     TransferError,
     TransportError,
 )
-from .localfs import TempFile, make_dirs, remove, safe_join, write_atomic
+from .localfs import FolderCache, TempFile, make_dirs, remove, safe_join, write_atomic
 from .progress import Progress, file_done
 
 if TYPE_CHECKING:
@@ -57,7 +57,9 @@ if TYPE_CHECKING:
     from .s3.client import GetResult, S3Client
 
 #: Called by a download worker after a file reached its final path, with the object as
-#: actually fetched (key relative to the plan, size, LastModified, ETag).
+#: actually fetched (key relative to the plan, size, LastModified, ETag) and, for small
+#: files, ``stamp``: the written file's :data:`~pos3lite.engine.model.Stamp` taken on its
+#: descriptor (``None``: unknown, stat the path).
 Downloaded = Callable[[Entry], None]
 #: Called by an upload worker after an object was written, with the plan key, the object
 #: (size, ETag as returned by PutObject or CompleteMultipartUpload; LastModified 0.0 =
@@ -160,6 +162,9 @@ class Batch:
         self._executor = executor
         self._cv = threading.Condition()
         self._pending = 0
+        # n -> how many threads wait in wait_below(n): completions wake them only when
+        # one can go on (not at every completion: each wake-up is a thread hand-off)
+        self._waiting: dict[int, int] = {}
         self.failures: list[BaseException] = []
         self._cancelled = threading.Event()
 
@@ -181,9 +186,14 @@ class Batch:
             self._executor.submit(self._run, fn, args)
         except BaseException:
             with self._cv:
-                self._pending -= 1
-                self._cv.notify_all()
+                self._one_done()
             raise
+
+    def _one_done(self) -> None:
+        # Called with the lock held.
+        self._pending -= 1
+        if self._waiting and self._pending < max(self._waiting):
+            self._cv.notify_all()
 
     def _run(self, fn: Callable[..., None], args: tuple[Any, ...]) -> None:
         try:
@@ -192,13 +202,20 @@ class Batch:
             self.fail(exc)
         finally:
             with self._cv:
-                self._pending -= 1
-                self._cv.notify_all()
+                self._one_done()
 
     def wait_below(self, n: int) -> None:
         with self._cv:
-            while self._pending >= n:
-                self._cv.wait()
+            if self._pending < n:
+                return
+            self._waiting[n] = self._waiting.get(n, 0) + 1
+            try:
+                while self._pending >= n:
+                    self._cv.wait()
+            finally:
+                left = self._waiting.pop(n) - 1
+                if left:
+                    self._waiting[n] = left
 
     def join(self) -> None:
         self.wait_below(1)
@@ -206,12 +223,17 @@ class Batch:
     def run(self, items: Iterable[Any], fn: Callable[[Any], None], *, window: int) -> None:
         """Submit ``fn(item)`` for each item, at most ``window`` pending, then join.
 
+        When the window is full the caller sleeps until a quarter of it is free, then
+        refills it, rather than waking at every completion.
         On KeyboardInterrupt (or any BaseException) while waiting, cancel, let the running
         tasks wind down (so large uploads are aborted), and re-raise.
         """
+        step = max(1, window // 4)
         try:
             for item in items:
-                self.wait_below(window)
+                # Only this thread adds to _pending: an unlocked read never understates it.
+                if self._pending >= window:
+                    self.wait_below(window - step + 1)
                 if self.cancelled:
                     break
                 self.submit(fn, item)
@@ -460,6 +482,7 @@ def _download_small(
     *,
     make_parents: bool = True,
     on_done: Downloaded | None = None,
+    folders: FolderCache | None = None,
 ) -> None:
     got: list[tuple[float, str]] = []
     results: list[GetResult] = []
@@ -475,18 +498,27 @@ def _download_small(
         results.append(res)
         got.append((res.last_modified, res.etag))
 
-    write_atomic(
-        target, fill, mtime=src.mtime if src is not None else None, make_parents=make_parents
+    st = write_atomic(
+        target,
+        fill,
+        mtime=src.mtime if src is not None else None,
+        make_parents=make_parents,
+        folders=folders,
     )
+    # The stamp of the file we wrote (model.Stamp), from its descriptor: no stat by path.
+    stamp: Stamp | None = (st.st_size, st.st_mtime_ns, st.st_ino, st.st_ctime_ns)
     if got and src is not None and src.etag and got[0][1] and got[0][1] != src.etag:
         # The object changed between LIST and GET (another ETag): stamp what we fetched.
         # Only then: a GET's Last-Modified may differ from the listing's for the same
         # object (rclone), and stamping it would download the file again on every run.
         os.utime(target, (got[0][0], got[0][0]))
+        stamp = None  # changed by the utime: on_done stats the path
     file_done(progress, "download", f"s3://{bucket}/{key}", target)
     if on_done is not None and results:
         r = results[0]
-        on_done(Entry(src.key if src is not None else key, r.size, r.last_modified, r.etag))
+        on_done(
+            Entry(src.key if src is not None else key, r.size, r.last_modified, r.etag, stamp=stamp)
+        )
 
 
 def execute_download(
@@ -514,6 +546,8 @@ def execute_download(
     """
     cfg = config or TransferConfig()
     batch = Batch(executor)
+    # Small files share their folders' descriptors instead of opening the path per file.
+    folders = FolderCache()
 
     def copy(action: Action) -> None:
         target = safe_join(local_root, action.key)
@@ -537,6 +571,7 @@ def execute_download(
                     progress,
                     make_parents=False,
                     on_done=on_done,
+                    folders=folders,
                 )
         except Exception as exc:
             logger.error("failed to download s3://%s/%s: %s", bucket, key, exc)
@@ -554,7 +589,10 @@ def execute_download(
         KeyConflictError(key, "is both an object and a prefix with objects under it")
         for key in plan.conflicts
     ]
-    batch.run(plan.copies, copy, window=window)
+    try:
+        batch.run(plan.copies, copy, window=window)
+    finally:
+        folders.close()
     failures += batch.failures
     if failures:
         raise TransferError("Download", failures)

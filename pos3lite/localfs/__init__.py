@@ -25,6 +25,7 @@ from .walk import (
 from .write import (
     STALE_TEMP_SECONDS,
     TEMP_SUFFIX,
+    FolderCache,
     TempFile,
     make_dirs,
     open_dir,
@@ -42,6 +43,7 @@ __all__ = [
     "MAX_KEY_BYTES",
     "STALE_TEMP_SECONDS",
     "TEMP_SUFFIX",
+    "FolderCache",
     "StampRow",
     "TempFile",
     "Walk",

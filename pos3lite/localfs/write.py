@@ -11,6 +11,10 @@ Rules:
   ``O_NOFOLLOW``: the mirror resolves its folders, so any symlink met is one planted inside the
   tree. With ``root``, the components down to ``root`` are trusted (may be symlinks) and only
   the ones below it must be real folders.
+* Many files written into the same folders (a download of a prefix) share one
+  :class:`FolderCache`: each folder is opened that way once and its descriptor kept, each
+  write works on a ``dup`` of it; the guarantee is the same (writes go through a descriptor
+  opened without following symlinks), without walking the path again per file.
 * A download goes to ``.<name>.<token><n>.pos3lite-tmp`` beside the target. The writer holds
   an exclusive ``fcntl.flock`` on that file for its whole life (the lock dies with the
   process, even on SIGKILL), so :func:`remove_stale_temps` removes exactly the temp files whose
@@ -40,6 +44,7 @@ from ..urls import check_relative_key
 __all__ = [
     "STALE_TEMP_SECONDS",
     "TEMP_SUFFIX",
+    "FolderCache",
     "TempFile",
     "make_dirs",
     "open_dir",
@@ -175,6 +180,60 @@ def remove(path: Path, *, folder: bool = False, root: Path | None = None) -> Non
         os.close(fd)
 
 
+class FolderCache:
+    """Descriptors of folders opened with :func:`open_dir`, kept for reuse (thread-safe).
+
+    :meth:`open` returns a new descriptor (a ``dup``, the caller closes it) of the folder
+    ``path``, opening it through :func:`open_dir` only the first time; at most ``size``
+    folders are kept (the least recently used is closed). :meth:`forget` drops one (its
+    folder was removed or replaced); :meth:`close` closes them all. Use one cache per
+    batch of writes under one ``root`` and close it when the batch ends.
+    """
+
+    def __init__(self, *, root: Path | None = None, size: int = 64) -> None:
+        import threading
+
+        self._root = root
+        self._size = size
+        self._fds: dict[Path, int] = {}
+        self._lock = threading.Lock()
+
+    def open(self, path: Path, *, create: bool = False) -> int:
+        """A new descriptor of the folder ``path`` (see :func:`open_dir` for the errors)."""
+        with self._lock:
+            fd = self._fds.pop(path, -1)
+            if fd >= 0:
+                self._fds[path] = fd  # most recently used last
+                return os.dup(fd)
+        fd = open_dir(path, root=self._root, create=create)
+        with self._lock:
+            if path not in self._fds:
+                self._fds[path] = os.dup(fd)
+                while len(self._fds) > self._size:
+                    os.close(self._fds.pop(next(iter(self._fds))))
+        return fd
+
+    def forget(self, path: Path) -> None:
+        """Stop reusing ``path``'s descriptor (the next :meth:`open` opens it again)."""
+        with self._lock:
+            fd = self._fds.pop(path, -1)
+        if fd >= 0:
+            os.close(fd)
+
+    def close(self) -> None:
+        """Close every kept descriptor; idempotent."""
+        with self._lock:
+            fds, self._fds = list(self._fds.values()), {}
+        for fd in fds:
+            os.close(fd)
+
+    def __enter__(self) -> FolderCache:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
 # --------------------------------------------------------------------------- temp files
 
 _TOKEN: list[str] = []
@@ -219,20 +278,44 @@ class TempFile:
         target: the final path; ``name``: the temp file's name in ``target``'s folder;
         ``fd``: the locked descriptor (read-write); ``dir_fd``: the folder's descriptor.
 
+    With ``folders`` the target's folder descriptor comes from that :class:`FolderCache`
+    (``root`` is then the cache's); a cached folder that has gone is opened once more.
+
     Raises (from the constructor): UnsafeKeyError for a symlinked folder on the way
     (see :func:`open_dir`); OSError from the file system.
     """
 
     def __init__(
-        self, target: Path, *, root: Path | None = None, make_parents: bool = True
+        self,
+        target: Path,
+        *,
+        root: Path | None = None,
+        make_parents: bool = True,
+        folders: FolderCache | None = None,
     ) -> None:
         self.target = Path(os.path.abspath(target))
-        self.dir_fd = open_dir(self.target.parent, root=root, create=make_parents)
+        parent = self.target.parent
+        if folders is None:
+            self.dir_fd = open_dir(parent, root=root, create=make_parents)
+        else:
+            self.dir_fd = folders.open(parent, create=make_parents)
         self.fd = -1
         try:
-            self.name = self._create()
+            try:
+                self.name = self._create()
+            except FileNotFoundError:
+                if folders is None:
+                    raise
+                # The cached folder was removed (or replaced) since it was opened: open
+                # the path again, as a cache-less write would have.
+                folders.forget(parent)
+                os.close(self.dir_fd)
+                self.dir_fd = -1
+                self.dir_fd = folders.open(parent, create=make_parents)
+                self.name = self._create()
         except BaseException:
-            os.close(self.dir_fd)
+            if self.dir_fd >= 0:
+                os.close(self.dir_fd)
             raise
         self.done = False
 
@@ -284,9 +367,12 @@ class TempFile:
             raise FileNotFoundError(errno.ENOENT, f"temporary file replaced: {str(self.path)!r}")
         return open(fd, "r+b")
 
-    def commit(self, mtime: float | None = None) -> None:
+    def commit(self, mtime: float | None = None) -> os.stat_result:
         """Rename the temp file over ``target`` (``os.replace`` in the opened folder), then
-        set its mtime (seconds since the epoch) on the descriptor, then release the lock."""
+        set its mtime (seconds since the epoch) on the descriptor, then release the lock.
+
+        Returns the file's ``fstat`` after the mtime was set: the stat of the file this
+        writer made, whatever happens at the path afterwards."""
         try:
             os.replace(self.name, self.target.name, src_dir_fd=self.dir_fd, dst_dir_fd=self.dir_fd)
         except OSError as exc:
@@ -295,6 +381,7 @@ class TempFile:
         try:
             if mtime is not None:
                 os.utime(self.fd, (mtime, mtime))
+            return os.fstat(self.fd)
         finally:
             self.close()
 
@@ -341,7 +428,8 @@ def write_atomic(
     mtime: float | None = None,
     make_parents: bool = True,
     root: Path | None = None,
-) -> None:
+    folders: FolderCache | None = None,
+) -> os.stat_result:
     """Create or replace ``target`` atomically with the bytes ``fill(f)`` writes into ``f``.
 
     The bytes go to a locked :class:`TempFile` in the same folder (same file system, unique
@@ -349,16 +437,20 @@ def write_atomic(
     is set after the rename. On any exception the temporary file is removed and the exception
     propagates; ``target`` is left untouched. Missing parent folders are made unless
     ``make_parents`` is false. Folders are opened with ``O_NOFOLLOW`` below ``root`` (see the
-    module rules).
+    module rules). ``folders`` shares opened folders between writes (see
+    :class:`FolderCache`).
+
+    Returns:
+        The new file's stat, taken on its descriptor after the rename and the mtime.
 
     Raises:
         UnsafeKeyError: a folder on the way is a symlink (named in the message).
         OSError: from the file system; anything ``fill`` raises.
     """
-    with TempFile(target, root=root, make_parents=make_parents) as tmp:
+    with TempFile(target, root=root, make_parents=make_parents, folders=folders) as tmp:
         with tmp.writer() as f:
             fill(f)
-        tmp.commit(mtime)
+        return tmp.commit(mtime)
 
 
 # --------------------------------------------------------------------------- cleanup

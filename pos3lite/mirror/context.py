@@ -235,12 +235,15 @@ class _Recorder:
             self._puts.append((key, record))
 
     def downloaded(self, key: str, obj: Entry) -> None:
-        """A download of ``key`` reached its final path: record it with the new stamp."""
-        try:
-            st = os.stat(self._path(key), follow_symlinks=False)
-        except OSError:
-            return
-        self.put(key, Synced(_stamp(st), obj.etag, obj.size, obj.mtime))
+        """A download of ``key`` reached its final path: record it with the new stamp
+        (``obj.stamp``, the written file's, when the writer gave it; else a stat)."""
+        stamp = obj.stamp
+        if stamp is None:
+            try:
+                stamp = _stamp(os.stat(self._path(key), follow_symlinks=False))
+            except OSError:
+                return
+        self.put(key, Synced(stamp, obj.etag, obj.size, obj.mtime))
 
     def uploaded(self, key: str, obj: Entry, before: os.stat_result) -> None:
         """An upload of ``key`` was written; record it only if the file did not change

@@ -13,13 +13,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import BinaryIO, Protocol
+from typing import BinaryIO, Protocol, TypeVar, overload
 
 __all__ = ["Body", "Headers", "MockTransport", "Request", "Response", "Transport"]
 
 #: A request body: nothing, bytes in memory, or a readable binary stream whose length is
 #: given in the ``content-length`` header (streamed from its current position).
 Body = bytes | BinaryIO | None
+
+_T = TypeVar("_T")
 
 
 class Headers(Mapping[str, str]):
@@ -37,6 +39,15 @@ class Headers(Mapping[str, str]):
 
     def __contains__(self, name: object) -> bool:
         return isinstance(name, str) and name.lower() in self._items
+
+    @overload
+    def get(self, name: str, /) -> str | None: ...
+    @overload
+    def get(self, name: str, /, default: str | _T) -> str | _T: ...
+    def get(self, name: str, /, default: object = None) -> object:
+        """The value of ``name`` (any case), else ``default``; one dict lookup, not
+        ``Mapping.get``'s ``__getitem__`` and ``KeyError`` (called several times a request)."""
+        return self._items.get(name.lower(), default)
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._items)

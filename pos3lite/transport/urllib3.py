@@ -24,7 +24,9 @@ Rules:
 
 from __future__ import annotations
 
+import http.client
 import os
+import re
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -101,6 +103,7 @@ class Urllib3Transport:
             retries=False,
             ssl_context=None,
         )
+        self._manager.pool_classes_by_scheme = _POOL_CLASSES
 
     def _pool(self, scheme: str, host: str, port: int | None) -> urllib3.HTTPConnectionPool:
         proxy = self._proxy_for(scheme, host)
@@ -142,6 +145,7 @@ class Urllib3Transport:
                         retries=False,
                         ssl_context=self._ssl_context,
                     )
+                    found.pool_classes_by_scheme = _POOL_CLASSES
                     self._proxy_managers[proxy] = found
             return found.connection_from_host(host, port, scheme)
         return self._manager.connection_from_host(host, port, scheme)
@@ -231,6 +235,141 @@ class Urllib3Transport:
         self._manager.clear()
         for manager in self._proxy_managers.values():
             manager.clear()
+
+
+# ------------------------------------------------------------------ fast response heads
+
+#: A plain HTTP/1.1 status line: the code (``1``..``9`` first, as http.client checks
+#: 100..999) and an optional reason.
+_STATUS_RE = re.compile(rb"HTTP/1\.1 ([1-9][0-9][0-9])(?:[ \t]([^\r\n]*))?\r\n")
+#: Header lines as RFC 9112 section 5 writes them, without obsolete line folding: a token
+#: of printable ASCII other than ``:`` (the characters the email parser takes as a name),
+#: ``:``, a value with no CR or LF, CRLF; the block ends with an empty line.
+_HEAD_RE = re.compile(rb"(?:[!-9;-~]+:[^\r\n]*\r\n){0,99}\r\n")
+_FAST_METHODS = frozenset(("GET", "HEAD", "PUT", "POST", "DELETE"))
+
+
+class _HeadMessage(http.client.HTTPMessage):
+    """The ``HTTPMessage`` http.client would build for a plain header block, filled
+    directly. Values are ISO-8859-1 decoded strings (never surrogates), for which the
+    ``compat32`` policy's fetch is the identity, so ``get`` and ``items`` skip it, and
+    ``get`` answers from a lower-cased index of the first value of each name. The
+    ``email.message.Message`` methods reach the header list only through the ``_headers``
+    property, which drops the index, so any change through them is seen."""
+
+    _pairs: list[tuple[str, str]]
+    _index: dict[str, str] | None = None
+
+    @property
+    def _headers(self) -> list[tuple[str, str]]:
+        self._index = None
+        return self._pairs
+
+    @_headers.setter
+    def _headers(self, pairs: list[tuple[str, str]]) -> None:
+        self._index = None
+        self._pairs = pairs
+
+    def get(self, name: str, failobj: object = None) -> object:  # type: ignore[override]
+        index = self._index
+        if index is None:
+            index = {}
+            for k, v in self._pairs:
+                index.setdefault(k.lower(), v)
+            self._index = index
+        return index.get(name.lower(), failobj)
+
+    def items(self) -> list[tuple[str, str]]:
+        return list(self._pairs)
+
+
+class _FastHeadResponse(http.client.HTTPResponse):
+    """An ``http.client.HTTPResponse`` whose ``begin`` reads a plain response head without
+    the ``email`` package's feed parser (about a third of urllib3's CPU per small request).
+
+    Only a head that is already whole in the connection's read buffer, starts with
+    ``HTTP/1.1`` and a final (>= 200) status, and has only ``name: value`` lines (no
+    obsolete folding, no bare CR or LF, at most 99, as http.client allows) is parsed
+    here; anything else (interim 1xx answers, HTTP/1.0, odd or partial heads, a closed
+    connection) goes to http.client's own ``begin`` with nothing consumed, so errors and
+    edge cases are exactly http.client's. The result (status, reason, version, ``msg``, ``length``,
+    ``chunked``, ``will_close``) is what http.client's ``begin`` sets (RFC 9112 section 6.3
+    body-length rules as http.client applies them).
+    """
+
+    def begin(self) -> None:
+        if self.headers is not None or self._method not in _FAST_METHODS:
+            super().begin()
+            return
+        buf = self.fp.peek(1)
+        status = _STATUS_RE.match(buf)
+        if status is None or status.group(1)[0] == 0x31:  # b"1": interim answers
+            super().begin()
+            return
+        head = _HEAD_RE.match(buf, status.end())
+        if head is None:
+            super().begin()
+            return
+        self.fp.read(head.end())  # consume exactly the head, already buffered
+        msg = _HeadMessage()
+        msg.set_payload("")  # the email parser's payload for a head without a body
+        text = buf[status.end() : head.end() - 4].decode("iso-8859-1")
+        pairs = []
+        index: dict[str, str] = {}
+        if text:
+            for line in text.split("\r\n"):
+                name, _, value = line.partition(":")
+                value = value.lstrip(" \t")
+                pairs.append((name, value))
+                index.setdefault(name.lower(), value)
+        msg._headers = pairs
+        msg._index = index
+        self.headers = self.msg = msg
+        code = int(status.group(1))
+        self.code = self.status = code
+        reason = status.group(2)
+        self.reason = reason.decode("iso-8859-1").strip() if reason else ""
+        self.version = 11
+        tr_enc = msg.get("transfer-encoding")
+        self.chunked = isinstance(tr_enc, str) and tr_enc.lower() == "chunked"
+        if self.chunked:
+            self.chunk_left = None
+        self.will_close = self._check_close()
+        self.length = None
+        length = msg.get("content-length")
+        if isinstance(length, str) and length and not self.chunked:
+            try:
+                n = int(length)
+            except ValueError:
+                n = -1
+            if n >= 0:
+                self.length = n
+        if code in (204, 304) or self._method == "HEAD":
+            self.length = 0
+        if not self.will_close and not self.chunked and self.length is None:
+            self.will_close = True
+
+
+class _HTTPConnection(urllib3.connection.HTTPConnection):
+    response_class = _FastHeadResponse
+
+
+class _HTTPSConnection(urllib3.connection.HTTPSConnection):
+    response_class = _FastHeadResponse
+
+
+class _HTTPConnectionPool(urllib3.HTTPConnectionPool):
+    ConnectionCls = _HTTPConnection
+
+
+class _HTTPSConnectionPool(urllib3.HTTPSConnectionPool):
+    ConnectionCls = _HTTPSConnection
+
+
+_POOL_CLASSES: dict[str, type[urllib3.HTTPConnectionPool]] = {
+    "http": _HTTPConnectionPool,
+    "https": _HTTPSConnectionPool,
+}
 
 
 @contextmanager

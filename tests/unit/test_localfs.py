@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import pytest
 
@@ -163,6 +165,56 @@ def test_batch_runs_everything_and_collects_failures() -> None:
     assert sorted(str(f) for f in failures) == sorted(
         f"failed k{i}" for i in range(50) if str(i).endswith("7")
     )
+
+
+def test_batch_keeps_the_window_and_refills_it_a_quarter_at_a_time() -> None:
+    # The feeding thread sleeps until a quarter of the window is free (not at every
+    # completion: each wake-up is a thread hand-off), and never exceeds the window.
+    with ThreadPoolExecutor(3) as ex:
+        batch = Batch(ex)
+        waits: list[int] = []
+        most = [0]
+        real_wait, real_submit = batch.wait_below, batch.submit
+
+        def wait_below(n: int) -> None:
+            waits.append(n)
+            real_wait(n)
+
+        def submit(fn: Any, *args: Any) -> None:
+            real_submit(fn, *args)
+            most[0] = max(most[0], batch._pending)
+
+        batch.wait_below = wait_below  # type: ignore[method-assign]
+        batch.submit = submit  # type: ignore[method-assign]
+        done: list[int] = []
+        batch.run(range(40), lambda i: (time.sleep(0.001), done.append(i)), window=8)
+    assert sorted(done) == list(range(40))
+    assert most[0] <= 8
+    # wait_below(7): go on once at most 6 are pending, so every wait is followed by at least
+    # two submissions; the final join is wait_below(1)
+    assert set(waits[:-1]) <= {7} and waits[-1] == 1
+    assert len(waits) <= 40 // 2 + 1
+
+
+def test_batch_wakes_waiters_of_different_thresholds() -> None:
+    release = threading.Event()
+    with ThreadPoolExecutor(4) as ex:
+        batch = Batch(ex)
+        for _ in range(4):
+            batch.submit(release.wait)
+        woke: list[int] = []
+        waiters = [
+            threading.Thread(target=lambda n=n: (batch.wait_below(n), woke.append(n)))
+            for n in (1, 3)
+        ]
+        for t in waiters:
+            t.start()
+        time.sleep(0.05)
+        assert woke == []
+        release.set()
+        for t in waiters:
+            t.join(5)
+    assert sorted(woke) == [1, 3]
 
 
 @pytest.mark.parametrize("kw", [{"destination": True}, {"follow_dir_links": False}])

@@ -19,6 +19,7 @@ import pytest
 from pos3lite.errors import ConfigError, UnsafeKeyError
 from pos3lite.localfs import (
     TEMP_SUFFIX,
+    FolderCache,
     TempFile,
     ensure_cache_root,
     fallback_cache_root,
@@ -114,6 +115,73 @@ def test_a_folder_swapped_before_the_write_is_refused(tmp_path: Path) -> None:
     with pytest.raises(UnsafeKeyError, match="sub"):
         write_atomic(root / "sub" / "f.txt", _fill(b"x"))
     assert os.listdir(outside) == []
+
+
+# ---------------------------------------------------------------------------- folder cache
+
+
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_a_folder_cache_opens_each_folder_once_and_closes_what_it_kept(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _outside, root = _outside_and_root(tmp_path)
+    (root / "a").mkdir()
+    (root / "b").mkdir()
+    opened: list[Path] = []
+    real_open_dir = write_module.open_dir
+
+    def counting(path: Path, **kw: Any) -> int:
+        opened.append(Path(path))
+        return int(real_open_dir(path, **kw))
+
+    monkeypatch.setattr(write_module, "open_dir", counting)
+    before = _open_fds()
+    with FolderCache(size=1) as folders:
+        for name in ("a/1", "a/2", "a/3", "b/1", "b/2", "a/4"):
+            write_atomic(root / name, _fill(name.encode()), make_parents=False, folders=folders)
+        assert _open_fds() == before + 1  # size=1: only the last folder is kept
+    assert _open_fds() == before
+    # a once, b once, a again after b pushed it out of the one-slot cache
+    assert opened == [root / "a", root / "b", root / "a"]
+    for name in ("a/1", "a/2", "a/3", "b/1", "b/2", "a/4"):
+        assert (root / name).read_bytes() == name.encode()
+    assert sorted(os.listdir(root / "a")) == ["1", "2", "3", "4"]  # no temp file left
+
+
+def test_a_cached_folder_swapped_for_a_symlink_is_never_written_through(tmp_path: Path) -> None:
+    # The cache keeps the descriptor of the folder it opened: a later swap cannot redirect
+    # a write outside, exactly as for the swap during one write above.
+    outside, root = _outside_and_root(tmp_path)
+    (root / "sub").mkdir()
+    with FolderCache() as folders:
+        write_atomic(root / "sub" / "1", _fill(b"one"), folders=folders)
+        os.rename(root / "sub", tmp_path / "sub-moved")
+        os.symlink(outside, root / "sub")
+        write_atomic(root / "sub" / "2", _fill(b"two"), folders=folders)
+    assert os.listdir(outside) == []
+    assert sorted(os.listdir(tmp_path / "sub-moved")) == ["1", "2"]
+    # a fresh cache opens the path again and refuses the link, as a cache-less write does
+    with FolderCache() as folders, pytest.raises(UnsafeKeyError, match="sub"):
+        write_atomic(root / "sub" / "3", _fill(b"x"), folders=folders)
+
+
+def test_a_cached_folder_removed_and_made_again_is_opened_again(tmp_path: Path) -> None:
+    _outside, root = _outside_and_root(tmp_path)
+    (root / "sub").mkdir()
+    with FolderCache() as folders:
+        write_atomic(root / "sub" / "1", _fill(b"one"), make_parents=False, folders=folders)
+        (root / "sub" / "1").unlink()
+        (root / "sub").rmdir()
+        (root / "sub").mkdir()
+        write_atomic(root / "sub" / "2", _fill(b"two"), make_parents=False, folders=folders)
+        assert os.listdir(root / "sub") == ["2"]
+        (root / "sub" / "2").unlink()
+        (root / "sub").rmdir()
+        with pytest.raises(FileNotFoundError):  # gone for good: the error a plain write gives
+            write_atomic(root / "sub" / "3", _fill(b"x"), make_parents=False, folders=folders)
 
 
 def test_a_symlink_at_the_target_name_is_replaced_not_written_through(tmp_path: Path) -> None:
