@@ -63,13 +63,14 @@ from ..errors import (
     RemoteNotFoundError,
     TransferError,
 )
-from ..keys import collisions, conflict_errors
+from ..keys import CollisionSieve, collisions, conflict_errors
 from ..localfs import (
     DEFAULT_CACHE_ROOT,
     Walk,
     default_cache_root,
     ensure_cache_root,
     file_md5,
+    iter_walk,
     remove_stale_temps,
     walk,
 )
@@ -85,9 +86,10 @@ from ..transfer import (
 )
 from ..urls import S3URL, check_local_path, is_s3_url, parse_s3_url
 from .registry import Claim, Registry, overlaps
-from .scan import RemoteScan, anchored, scan_remote
+from .scan import RemoteScan, UnsortedListing, anchored, scan_remote
 from .scheduler import Scheduler
 from .state import META_DIR, SyncState, registration_name
+from .streams import BaseView, GrowingFilter, LocalStream, Peek, markers_as_folders
 
 if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
@@ -314,6 +316,8 @@ class _Mirror:
         # The sync state decides for the default comparison; "size" (pos3's) and "checksum"
         # are explicit choices of a stateless rule and keep it.
         self.use_state = compare == "size_mtime"
+        # Buckets seen listing out of UTF-8 byte order: planned from sorted lists from then on.
+        self._unsorted_buckets: set[str] = set()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -420,8 +424,10 @@ class _Mirror:
 
     # ------------------------------------------------------------------ scanning
 
-    def _scan_remote(self, client: S3Client, url: S3URL, exclude: Sequence[str] = ()) -> RemoteScan:
-        return scan_remote(client, url, exclude)
+    def _scan_remote(
+        self, client: S3Client, url: S3URL, exclude: Sequence[str] = (), *, stream: bool = False
+    ) -> RemoteScan:
+        return scan_remote(client, url, exclude, stream=stream)
 
     def _with_md5(self, entries: list[Entry], root: Path) -> list[Entry]:
         """Local entries with their MD5 filled in (checksum comparison), hashed in parallel."""
@@ -445,7 +451,7 @@ class _Mirror:
         exclude: Sequence[str],
         protected: Sequence[str] = (),
         what: str,
-        base: dict[str, Synced] | None = None,
+        base: dict[str, Synced] | BaseView | None = None,
         two_way: bool = False,
         remote_src: bool = False,
         failures: list[Pos3liteError] | None = None,
@@ -491,27 +497,74 @@ class _Mirror:
             compare=make_compare(self.compare, exact_mtime=exact_mtime),
             delete=delete,
             exclude=Filter(patterns),
-            base=base,
+            base=None if isinstance(base, BaseView) else base,
+            base_records=base.records() if isinstance(base, BaseView) else None,
             direction=None if base is None else (Direction.DOWN if exact_mtime else Direction.UP),
             two_way=two_way,
+            deletes_need_base=only_in_sync,
         )
-        if only_in_sync and base is not None:
-            kept = tuple(a for a in plan.deletes if a.key in base)
-            plan = Plan(
-                plan.copies,
-                kept,
-                plan.conflicts,
-                plan.fallbacks,
-                plan.unchanged,
-                plan.adopted,
-                plan.kept,
-            )
+        self._log_fallbacks(plan, what)
+        return plan
+
+    def _log_fallbacks(self, plan: Plan, what: str) -> None:
         if plan.fallbacks:
             logger.info(
                 "%s: %d object(s) have multipart ETags; compared by size and mtime instead",
                 what,
                 len(plan.fallbacks),
             )
+
+    def _plan_streamed(
+        self,
+        remote: Iterable[Entry],
+        local: Iterable[Entry],
+        *,
+        exact_mtime: bool,
+        delete: bool,
+        exclude: Sequence[str],
+        skipped: list[str],
+        what: str,
+        base: dict[str, Synced] | BaseView | None = None,
+        two_way: bool = False,
+        remote_src: bool = False,
+    ) -> Plan | None:
+        """:meth:`_plan` in one pass over streams: the remote listing (sorted; it raises
+        UnsortedListing otherwise), the local walk and the sync state's records are merged
+        as they are read, so memory holds the plan's actions, not the listings.
+
+        ``skipped`` is the walk's list of keys to protect, growing as the walk goes. Returns
+        ``None`` when two keys may collide under case folding or Unicode normalisation
+        (:class:`CollisionSieve`): the caller then plans with :meth:`_plan` from complete
+        lists, which names the colliding pairs and protects them."""
+        loc = LocalStream(local)
+        rem = Peek(markers_as_folders(remote, loc))
+        src, dst = (rem, loc) if remote_src else (loc, rem)
+        only_in_sync = False
+        if delete and not two_way and src.empty() and not dst.empty():
+            if base:
+                only_in_sync = True  # an empty source only removes what was in sync with it
+            else:
+                logger.warning(
+                    "%s: the source is empty; not deleting anything at the destination", what
+                )
+                delete = False
+        sieve = CollisionSieve()
+        plan = engine_diff.plan(
+            src,
+            dst,
+            compare=make_compare(self.compare, exact_mtime=exact_mtime),
+            delete=delete,
+            exclude=GrowingFilter(list(exclude), skipped),
+            base=None if isinstance(base, BaseView) else base,
+            base_records=base.records() if isinstance(base, BaseView) else None,
+            direction=None if base is None else (Direction.DOWN if exact_mtime else Direction.UP),
+            two_way=two_way,
+            deletes_need_base=only_in_sync,
+            observe=sieve.add,
+        )
+        if sieve.suspect():
+            return None
+        self._log_fallbacks(plan, what)
         return plan
 
     # ------------------------------------------------------------------ registrations
@@ -568,6 +621,10 @@ class _Mirror:
     def _base(self, name: str) -> dict[str, Synced]:
         """The sync state of a registration (empty when states are off for this compare)."""
         return self.state_store.load(name) if self.use_state else {}
+
+    def _base_view(self, name: str) -> BaseView:
+        """The sync state of a registration, read lazily (streamed into the planner)."""
+        return BaseView(self.state_store, name, enabled=self.use_state)
 
     def _recorder(self, name: str, root: Path) -> _Recorder:
         return _Recorder(self.state_store, name, root, enabled=self.use_state)
@@ -645,13 +702,48 @@ class _Mirror:
         delete: bool,
         exclude: Sequence[str],
         what: str,
-        base: dict[str, Synced] | None = None,
+        base: dict[str, Synced] | BaseView | None = None,
         two_way: bool = False,
     ) -> tuple[RemoteScan, Walk, Plan | None]:
         """Scan both sides of a download and plan it; the one planner behind
         :meth:`download`, :meth:`sync` and :meth:`plan_download`, so a plan shows exactly
         what a download would do. The plan is ``None`` for an exact object, or when nothing
-        is found remotely and nothing local was in sync with it."""
+        is found remotely and nothing local was in sync with it.
+
+        The listing, the walk and the state are streamed through the engine
+        (:meth:`_plan_streamed`); a store that lists out of UTF-8 byte order, possible key
+        collisions, or checksum comparison (which hashes the local files first) are
+        planned again from complete, sorted lists."""
+        if self.compare != "checksum" and url.bucket not in self._unsorted_buckets:
+            scan = self._scan_remote(client, url, exclude, stream=True)
+            if scan.obj is not None or (not scan.found and not (two_way and base)):
+                return scan, Walk(), None
+            if target.exists() and not target.is_dir():
+                raise ConfigError(
+                    f"local path {str(target)!r} is a file, but {url.normalized()} is a "
+                    "prefix (a folder is expected)"
+                )
+            report = Walk()
+            assert scan.stream is not None
+            try:
+                plan = self._plan_streamed(
+                    scan.stream,
+                    iter_walk(target, follow_dir_links=False, report=report),
+                    exact_mtime=True,
+                    delete=delete,
+                    exclude=exclude,
+                    skipped=report.skipped,
+                    what=what,
+                    base=base,
+                    two_way=two_way,
+                    remote_src=True,
+                )
+            except UnsortedListing as exc:
+                logger.debug("%s: listed out of byte order (%s); planning again", what, exc)
+                self._unsorted_buckets.add(url.bucket)
+                plan = None
+            if plan is not None:
+                return scan, report, plan
         # Walk the local side while the remote side is listed (the two are independent).
         walking = (
             self.executor.submit(walk, target, follow_dir_links=False) if target.is_dir() else None
@@ -707,7 +799,7 @@ class _Mirror:
         target = reg.local_path
         name = _state_name(reg.url, reg.profile, target)
         with self._transfer_lock(target):
-            base = self._base(name)
+            base = self._base_view(name)
             rec = self._recorder(name, target)
             scan, local, plan = self._plan_download(
                 client,
@@ -1016,7 +1108,7 @@ class _Mirror:
         delete: bool,
         exclude: Sequence[str],
         what: str,
-        base: dict[str, Synced] | None = None,
+        base: dict[str, Synced] | BaseView | None = None,
         follow_symlinks: bool = False,
         folder_markers: bool = True,
         failures: list[Pos3liteError] | None = None,
@@ -1293,7 +1385,7 @@ class _Mirror:
         url = parse_s3_url(remote)
         p = effective_profile(url.profile, profile, self.default_profile)
         target = self._local_path(url, local, p)
-        base = self._base(_state_name(url.normalized(), p, target))
+        base = self._base_view(_state_name(url.normalized(), p, target))
         scan, _, plan = self._plan_download(
             self.client(p),
             url,
@@ -1337,7 +1429,7 @@ class _Mirror:
         p = effective_profile(url.profile, profile, self.default_profile)
         target = self._local_path(url, local, p)
         client = self.client(p)
-        base = self._base(_state_name(url.normalized(), p, target))
+        base = self._base_view(_state_name(url.normalized(), p, target))
         scan, _, down = self._plan_download(
             client,
             url,
@@ -1411,7 +1503,7 @@ class _Mirror:
             delete=delete,
             exclude=exclude or (),
             what=f"plan {url.normalized()}",
-            base=self._base(_state_name(url.normalized(), p, root)),
+            base=self._base_view(_state_name(url.normalized(), p, root)),
             folder_markers=p.folder_markers if p else True,
         )
         copies = [
