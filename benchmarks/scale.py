@@ -5,8 +5,9 @@ Usage (from the repository, in the project's venv)::
     python benchmarks/scale.py [--sizes 100k,1M,5M] [--runs 1]
                                [--scenarios ls,plan_download,stream,noop]
 
-(``PYTHONPATH`` is passed on to the measured processes, so an older checkout can be
-measured with the same harness: ``PYTHONPATH=/path/to/old/checkout python benchmarks/...``.)
+To compare with an older revision, check it out in a git worktree with its own venv
+(``pip install -e .``), copy this file into it and run it there, right before or after
+this one.
 
 A synthetic ListObjectsV2 server (this file with ``--serve``, its own process on
 127.0.0.1) answers for bucket ``bench`` with N objects under ``data/`` (1,000 keys per
@@ -263,7 +264,7 @@ def main() -> None:
     scenarios = ["baseline", *[s for s in args.scenarios.split(",") if s]]
     scratch = Path(tempfile.mkdtemp(prefix="pos3lite-scale-"))
     env = {
-        **{k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "PYTHONPATH")},
+        **{k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG")},
         "AWS_ACCESS_KEY_ID": "AKIDBENCH",
         "AWS_SECRET_ACCESS_KEY": "bench-secret",
         "AWS_REGION": "us-east-1",

@@ -39,7 +39,9 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
+from pos3lite.engine.compact import KeyList
 from pos3lite.engine.compare import Compare
 from pos3lite.engine.filters import Filter
 from pos3lite.engine.model import Action, Entry, Plan, Reason, Synced
@@ -78,6 +80,7 @@ def plan(
     base_records: Iterable[tuple[bytes, Synced]] | None = None,
     deletes_need_base: bool = False,
     observe: Callable[[str], object] | None = None,
+    keys_only: bool = False,
 ) -> Plan:
     """Plan the copies and deletes that make dst equal to src.
 
@@ -104,6 +107,10 @@ def plan(
             may only remove what was last in sync with it).
         observe: called once with every key of either listing (before the exclude filter),
             in order; the caller's collision sieve (see :mod:`pos3lite.keys`).
+        keys_only: keep only the file keys of the copies and deletes, compactly, in
+            ``Plan.copy_keys`` and ``Plan.delete_keys`` (no Action is kept; directory
+            actions, ``adopted`` and ``kept`` are dropped): what a dry-run listing needs,
+            at about ``len(key) + 4`` bytes per planned file.
 
     Returns:
         The :class:`Plan`. An empty src with ``delete=True`` deletes everything in dst that is
@@ -124,6 +131,7 @@ def plan(
         direction=direction,
         two_way=two_way,
         deletes_need_base=deletes_need_base,
+        keys_only=keys_only,
     )
     stack: list[_Pending] = []
     for key, kb, s, d, b in _merge(src, dst, base, base_records):
@@ -181,16 +189,18 @@ class _Planner:
         direction: Direction | None = None,
         two_way: bool = False,
         deletes_need_base: bool = False,
+        keys_only: bool = False,
     ) -> None:
         self.compare = compare
         self.delete = delete
         self.deletes_need_base = deletes_need_base
         self.direction = direction
         self.two_way = two_way and direction is Direction.DOWN
-        self.adopted: list[Action] = []
-        self.kept: list[Action] = []
-        self.copies: list[Action] = []
-        self.deletes: list[Action] = []
+        self.keys_only = keys_only
+        self.adopted: _Sink = _Drop() if keys_only else []
+        self.kept: _Sink = _Drop() if keys_only else []
+        self.copies: _Sink = _FileKeys() if keys_only else []
+        self.deletes: _Sink = _FileKeys() if keys_only else []
         self.conflicts: list[str] = []
         self.fallbacks: list[str] = []
         self.unchanged = 0
@@ -282,6 +292,16 @@ class _Planner:
             self.copies.append(Action(key, reason, s, d))
 
     def build(self) -> Plan:
+        if isinstance(self.copies, _FileKeys) and isinstance(self.deletes, _FileKeys):
+            return Plan(
+                conflicts=tuple(sorted(self.conflicts, key=sort_key)),
+                fallbacks=tuple(sorted(self.fallbacks, key=sort_key)),
+                unchanged=self.unchanged,
+                copy_keys=_in_order(self.copies.keys, set()),
+                delete_keys=_in_order(self.deletes.keys, set(self.conflicts)),
+            )
+        assert isinstance(self.copies, list) and isinstance(self.deletes, list)
+        assert isinstance(self.adopted, list) and isinstance(self.kept, list)
         blocked = set(self.conflicts)
         deletes = [a for a in self.deletes if not _has_ancestor_in(a.key, blocked)]
         by_key = _action_sort_key
@@ -294,6 +314,39 @@ class _Planner:
             adopted=tuple(sorted(self.adopted, key=by_key)),
             kept=tuple(sorted(self.kept, key=by_key)),
         )
+
+
+class _Sink(Protocol):
+    def append(self, action: Action, /) -> None: ...
+
+
+class _Drop:
+    __slots__ = ()
+
+    def append(self, action: Action, /) -> None:
+        pass
+
+
+class _FileKeys:
+    """Keeps the file keys of the actions appended (keys_only plans)."""
+
+    __slots__ = ("keys",)
+
+    def __init__(self) -> None:
+        self.keys = KeyList()
+
+    def append(self, action: Action, /) -> None:
+        if not action.key.endswith("/"):
+            self.keys.append(action.key)
+
+
+def _in_order(keys: KeyList, blocked: set[str]) -> KeyList:
+    """``keys`` in sort_key order without those under a ``blocked`` key (a copy only when
+    the merge closed keys out of order or something is blocked: both rare)."""
+    if keys.in_order and not blocked:
+        return keys
+    kept = [k for k in keys if not _has_ancestor_in(k, blocked)]
+    return KeyList(sorted(kept, key=sort_key))
 
 
 def _action_sort_key(action: Action) -> bytes:

@@ -15,6 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from enum import Enum
 
+from pos3lite.engine.compact import KeyList
+
 __all__ = ["Action", "Entry", "Plan", "Reason", "Stamp", "Synced"]
 
 #: A local file's ``(size, st_mtime_ns, st_ino, st_ctime_ns)``: any rewrite, touch, rename
@@ -132,6 +134,11 @@ class Plan:
         kept: (two-way only) keys where both sides changed and dst is newer
             (:attr:`Reason.KEPT`): dst stays, the caller keeps the src version aside and
             names it in a warning. Also counted in ``unchanged``.
+        copy_keys: (planned with ``keys_only=True``, see ``diff.plan``) the *file* keys
+            of the copies, in ``sort_key`` order, as a compact :class:`KeyList`; ``copies``,
+            ``adopted`` and ``kept`` are then empty.
+        delete_keys: (``keys_only=True``) the file keys of the deletes, in ``sort_key``
+            order (apply them last to first); ``deletes`` is then empty.
     """
 
     copies: tuple[Action, ...] = ()
@@ -141,8 +148,10 @@ class Plan:
     unchanged: int = 0
     adopted: tuple[Action, ...] = ()
     kept: tuple[Action, ...] = ()
+    copy_keys: KeyList | None = None
+    delete_keys: KeyList | None = None
 
     @property
     def empty(self) -> bool:
         """True when there is nothing to copy or delete (conflicts may still exist)."""
-        return not self.copies and not self.deletes
+        return not (self.copies or self.deletes or self.copy_keys or self.delete_keys)

@@ -49,6 +49,7 @@ from typing import TYPE_CHECKING, ParamSpec, TypeVar
 import pos3lite.mirror.policy as policy
 
 from ..engine import diff as engine_diff
+from ..engine.compact import PairList, StrList
 from ..engine.compare import make_compare
 from ..engine.filters import Filter
 from ..engine.model import Action, Entry, Plan, Reason, Stamp, Synced
@@ -127,13 +128,19 @@ R = TypeVar("R")
 class TransferPlan:
     """What a download or upload would do (pos3-compatible).
 
-    ``to_copy`` is a list of ``(source, destination)`` string pairs: an ``s3://bucket/key``
+    ``to_copy`` is a sequence of ``(source, destination)`` string pairs: an ``s3://bucket/key``
     URL and a local path, in transfer direction; ``to_delete`` lists the destination paths or
     URLs that ``delete=True`` would remove. Only files are listed (no folders or markers).
+
+    Both behave as the lists they were in pos3 (``len``, iteration, indexing, ``==`` with a
+    list), but :meth:`plan_download` fills them with compact read-only sequences
+    (:class:`~pos3lite.engine.compact.PairList`, :class:`~pos3lite.engine.compact.StrList`)
+    that make each pair or path when it is read, so a plan of millions of files costs its
+    keys' bytes, not two strings and a tuple per file; ``list(plan.to_copy)`` gives a list.
     """
 
-    to_copy: list[tuple[str, str]]
-    to_delete: list[str]
+    to_copy: Sequence[tuple[str, str]]
+    to_delete: Sequence[str]
 
 
 class State(enum.Enum):
@@ -455,6 +462,7 @@ class _Mirror:
         two_way: bool = False,
         remote_src: bool = False,
         failures: list[Pos3liteError] | None = None,
+        keys_only: bool = False,
     ) -> Plan:
         # A 0-byte object "x" where the local side has the folder "x/" is that folder's
         # marker as servers that store "x/" as a file (rclone) list it.
@@ -502,6 +510,7 @@ class _Mirror:
             direction=None if base is None else (Direction.DOWN if exact_mtime else Direction.UP),
             two_way=two_way,
             deletes_need_base=only_in_sync,
+            keys_only=keys_only,
         )
         self._log_fallbacks(plan, what)
         return plan
@@ -527,6 +536,7 @@ class _Mirror:
         base: dict[str, Synced] | BaseView | None = None,
         two_way: bool = False,
         remote_src: bool = False,
+        keys_only: bool = False,
     ) -> Plan | None:
         """:meth:`_plan` in one pass over streams: the remote listing (sorted; it raises
         UnsortedListing otherwise), the local walk and the sync state's records are merged
@@ -561,6 +571,7 @@ class _Mirror:
             two_way=two_way,
             deletes_need_base=only_in_sync,
             observe=sieve.add,
+            keys_only=keys_only,
         )
         if sieve.suspect():
             return None
@@ -704,6 +715,7 @@ class _Mirror:
         what: str,
         base: dict[str, Synced] | BaseView | None = None,
         two_way: bool = False,
+        keys_only: bool = False,
     ) -> tuple[RemoteScan, Walk, Plan | None]:
         """Scan both sides of a download and plan it; the one planner behind
         :meth:`download`, :meth:`sync` and :meth:`plan_download`, so a plan shows exactly
@@ -737,6 +749,7 @@ class _Mirror:
                     base=base,
                     two_way=two_way,
                     remote_src=True,
+                    keys_only=keys_only,
                 )
             except UnsortedListing as exc:
                 logger.debug("%s: listed out of byte order (%s); planning again", what, exc)
@@ -772,6 +785,7 @@ class _Mirror:
             two_way=two_way,
             remote_src=True,
             failures=scan.unsafe,
+            keys_only=keys_only,
         )
         return scan, local, plan
 
@@ -1394,6 +1408,7 @@ class _Mirror:
             exclude=exclude or (),
             what=f"plan {url.normalized()}",
             base=base,
+            keys_only=True,
         )
         if scan.obj is not None:
             changed, _ = self._object_changed(scan.obj, target, base.get(""))
@@ -1401,15 +1416,16 @@ class _Mirror:
             return TransferPlan(pairs, [])
         if plan is None:
             raise RemoteNotFoundError(url.normalized())
-        copies = [
-            (f"s3://{url.bucket}/{scan.key_prefix}{a.key}", str(target.joinpath(*a.key.split("/"))))
-            for a in plan.copies
-            if not a.key.endswith("/")
-        ]
-        deletes = [
-            str(target.joinpath(*a.key.split("/"))) for a in plan.deletes if not a.key.endswith("/")
-        ]
-        return TransferPlan(copies, deletes)
+        assert plan.copy_keys is not None and plan.delete_keys is not None
+        # Pairs and paths are made when read: a plan of millions of files holds only its
+        # keys (see engine/compact.py). Keys are safe relative paths (checked by the scan
+        # and the walk), so joining them as strings gives what Path.joinpath gave.
+        root = str(target)
+        source = f"s3://{url.bucket}/{scan.key_prefix}"
+        return TransferPlan(
+            PairList(plan.copy_keys, lambda k: (source + k, os.path.join(root, k))),
+            StrList(plan.delete_keys, lambda k: os.path.join(root, k), reverse=True),
+        )
 
     def plan_sync(
         self,
