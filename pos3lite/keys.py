@@ -124,20 +124,20 @@ class CollisionSieve:
     Each key must be added once (a merge of two listings gives each key once).
     """
 
-    __slots__ = ("_buckets", "count")
+    __slots__ = ("_buckets",)
 
     def __init__(self) -> None:
         from array import array
 
         self._buckets = [array("q") for _ in range(256)]
-        self.count = 0
 
     def add(self, key: str) -> None:
         """Screen one key (a directory key's trailing ``/`` is dropped, as in :func:`fold`)."""
-        name = key[:-1] if key.endswith("/") else key
-        h = hash(name.lower() if name.isascii() else fold(name))
+        if key.isascii():
+            h = hash(key.lower()[:-1] if key[-1:] == "/" else key.lower())
+        else:
+            h = hash(fold(key))
         self._buckets[h & 255].append(h)
-        self.count += 1
 
     def suspect(self) -> bool:
         """True when two keys added may fold to one name (see the class docstring)."""

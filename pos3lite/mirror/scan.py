@@ -9,6 +9,7 @@ exclude patterns so they are never deleted.
 
 from __future__ import annotations
 
+import itertools
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -89,12 +90,12 @@ def scan_remote(
             return RemoteScan(key_prefix=key, obj=obj, found=True)
         key += "/"
     scan = RemoteScan(key_prefix=key)
-    items = _entries(client, url, key, exclude, scan)
+    items = _entries(client, url, key, exclude, scan, checked=stream)
     if stream:
         first = next(items, None)
         if denied is not None and not scan.found:
             raise denied
-        scan.stream = _checked(first, items)
+        scan.stream = itertools.chain([first], items) if first is not None else iter(())
         return scan
     scan.entries = list(items)
     if denied is not None and not scan.found:
@@ -105,11 +106,19 @@ def scan_remote(
 
 
 def _entries(
-    client: S3Client, url: S3URL, key: str, exclude: Sequence[str], scan: RemoteScan
+    client: S3Client,
+    url: S3URL,
+    key: str,
+    exclude: Sequence[str],
+    scan: RemoteScan,
+    *,
+    checked: bool = False,
 ) -> Iterator[Entry]:
     """The safe entries under ``key`` in the server's order (``scan.found`` set at the first
-    listed item, refused keys logged and put in ``scan.unsafe``)."""
+    listed item, refused keys logged and put in ``scan.unsafe``); ``checked``: raise
+    UnsortedListing at the first key not after the one before (UTF-8 byte order)."""
     skip = Filter(list(exclude))
+    prev = b""
     for item in client.list_objects(url.bucket, key):
         assert not isinstance(item, str)
         scan.found = True
@@ -124,18 +133,10 @@ def _entries(
             logger.error("refusing key %r under %s: %s", item.key, url.normalized(), exc)
             scan.unsafe.append(UnsafeKeyError(item.key, exc.reason))
             continue
+        if checked:
+            kb = item.key.encode("utf-8", "surrogatepass")
+            if kb <= prev:
+                raise UnsortedListing(f"{prev!r} then {kb!r}")
+            prev = kb
         size = 0 if rel.endswith("/") else item.size
         yield Entry(rel, size, item.last_modified, item.etag)
-
-
-def _checked(first: Entry | None, rest: Iterator[Entry]) -> Iterator[Entry]:
-    if first is None:
-        return
-    prev = engine_diff.sort_key(first.key)
-    yield first
-    for e in rest:
-        kb = engine_diff.sort_key(e.key)
-        if kb <= prev:
-            raise UnsortedListing(f"{first.key!r}... then {e.key!r}")
-        prev = kb
-        yield e

@@ -156,7 +156,8 @@ class GrowingFilter(Filter):
         return self._current().excluded(key)
 
     def __bool__(self) -> bool:
-        return bool(self._current())
+        # Asked once per merged key: no rebuild here (anchored patterns are never empty).
+        return bool(self._skipped) or bool(self.patterns)
 
 
 class BaseView:

@@ -43,9 +43,8 @@ def _random_case(rng: random.Random) -> tuple[list[Entry], list[Entry], dict[str
     dst = [
         Entry(k, 10, T, None, stamp=_stamp(rng.choice([1, 2]))) for k in pool if rng.random() < 0.6
     ]
-    base = {
-        k: Synced(_stamp(1), "e1", 10, T) for k in pool + ["zz-gone", "0-gone"] if rng.random() < 0.5
-    }
+    known = [*pool, "zz-gone", "0-gone"]
+    base = {k: Synced(_stamp(1), "e1", 10, T) for k in known if rng.random() < 0.5}
     return src, dst, base
 
 
@@ -146,7 +145,8 @@ def test_pair_and_str_views_behave_as_lists() -> None:
     assert pairs != want[:1] and PairList(KeyList(), lambda k: (k, k)) == []
     assert repr(pairs) == f"PairList({want!r})"
     many = StrList(KeyList([str(i) for i in range(10)]), lambda k: "p" + k, reverse=True)
-    assert many[0] == "p9" and list(many)[-1] == "p0" and many == [f"p{i}" for i in range(9, -1, -1)]
+    assert many[0] == "p9" and list(many)[-1] == "p0"
+    assert many == [f"p{i}" for i in range(9, -1, -1)]
     assert repr(many) == "StrList(['p9', 'p8', 'p7', ... (10 items)])"
 
 
@@ -184,9 +184,7 @@ def test_state_records_stream_in_byte_order_across_batches(tmp_path: Path) -> No
     st.update(reg, [("", Synced(_stamp(0), "one", 1, T))])
     got = list(st.records(reg, batch=3))
     assert [kb for kb, _ in got] == sorted(sort_key(k) for k in keys)  # the root is left out
-    assert dict((kb.decode(), r) for kb, r in got) == {
-        k: r for k, r in st.load(reg).items() if k
-    }
+    assert dict((kb.decode(), r) for kb, r in got) == {k: r for k, r in st.load(reg).items() if k}
     assert st.get(reg, "a0") == Synced(_stamp(3), "e3", 3, T) and st.get(reg, "nope") is None
     assert st.has_records(reg) and not st.has_records("other")
     assert list(st.records("other")) == []
