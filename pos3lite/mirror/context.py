@@ -1134,6 +1134,27 @@ class _Mirror:
         ``folder_markers=False`` plans no markers."""
         key_prefix = url.prefix + "/" if url.prefix else ""
         max_key = 1024 - len(key_prefix.encode())  # S3's key limit, prefix included
+        if self.compare != "checksum" and url.bucket not in self._unsorted_buckets:
+            # Streamed as downloads are (see _plan_download); checksum comparison hashes
+            # the local files first and keeps the list-based planner below.
+            streamed = self._plan_upload_streamed(
+                client,
+                url,
+                root,
+                key_prefix=key_prefix,
+                max_key=max_key,
+                delete=delete,
+                exclude=exclude,
+                what=what,
+                base=base,
+                follow_symlinks=follow_symlinks,
+                folder_markers=folder_markers,
+            )
+            if streamed is not None:
+                plan, walked = streamed
+                if failures is not None:
+                    failures.extend(walked.failures)
+                return plan
         # Overlaps with the remote listing.
         walking = self.executor.submit(
             walk, root, follow_symlinks=follow_symlinks, max_key_bytes=max_key
@@ -1166,6 +1187,56 @@ class _Mirror:
         if failures is not None:
             failures.extend(twins)
         return plan
+
+    def _plan_upload_streamed(
+        self,
+        client: S3Client,
+        url: S3URL,
+        root: Path,
+        *,
+        key_prefix: str,
+        max_key: int,
+        delete: bool,
+        exclude: Sequence[str],
+        what: str,
+        base: dict[str, Synced] | BaseView | None,
+        follow_symlinks: bool,
+        folder_markers: bool,
+    ) -> tuple[Plan, Walk] | None:
+        """:meth:`_plan_upload` in one streamed pass (walk, listing and state merged as they
+        are read); ``None`` when it must be planned from whole lists (a listing out of byte
+        order, possible case-fold twins)."""
+        remote = self._scan_remote(
+            client, S3URL(url.bucket, key_prefix, url.profile), exclude, stream=True
+        )
+        report = Walk()
+        assert remote.stream is not None
+        try:
+            plan = self._plan_streamed(
+                remote.stream,
+                iter_walk(
+                    root, follow_symlinks=follow_symlinks, max_key_bytes=max_key, report=report
+                ),
+                exact_mtime=False,
+                delete=delete,
+                exclude=exclude,
+                skipped=report.skipped,
+                what=what,
+                base=base,
+            )
+        except UnsortedListing as exc:
+            logger.debug("%s: listed out of byte order (%s); planning again", what, exc)
+            self._unsorted_buckets.add(url.bucket)
+            return None
+        if plan is None:
+            return None
+        if remote.unsafe and plan.deletes:
+            # Keys we refused to read make the remote listing incomplete for deleting.
+            plan = dataclasses.replace(plan, deletes=())
+        if not folder_markers:
+            copies = tuple(a for a in plan.copies if not a.key.endswith("/"))
+            plan = dataclasses.replace(plan, copies=copies)
+        return plan, report
 
     def _upload_file(self, client: S3Client, url: S3URL, path: Path, rec: _Recorder) -> None:
         """Upload one local file to the URL's key (an upload registered on a file path)."""

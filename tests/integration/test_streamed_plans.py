@@ -86,3 +86,37 @@ def test_case_fold_twins_are_named_when_planned_streamed(
             pos3lite.download(f"s3://{bucket}/data/", local=dst)
     assert "README.md" in str(err.value) and "Readme.md" in str(err.value)
     assert tree(dst) == {"ok.txt": b"3"}
+
+
+@pytest.mark.parametrize("backwards", [False, True])
+def test_upload_plans_stream_and_fall_back_for_out_of_order_listings(
+    backwards: bool,
+    bucket: str,
+    oracle: Any,
+    s3_env: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    put(oracle, bucket, "up/same.txt", b"same")
+    put(oracle, bucket, "up/stale.txt", b"stale")
+    real = S3Client.list_objects
+    calls: list[str] = []
+
+    def listing(self: S3Client, b: str, prefix: str = "", **kw: Any) -> Iterator[Any]:
+        calls.append(prefix)
+        items = list(real(self, b, prefix, **kw))
+        return iter(items[::-1] if backwards else items)
+
+    monkeypatch.setattr(S3Client, "list_objects", listing)
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    (src / "new.txt").write_bytes(b"new")
+    (src / "sub" / "deep.txt").write_bytes(b"deep")
+    with open_mirror(tmp_path):
+        plan = pos3lite.plan_upload(f"s3://{bucket}/up", local=src)
+    assert sorted(plan.to_copy) == [
+        (str(src / "new.txt"), f"s3://{bucket}/up/new.txt"),
+        (str(src / "sub" / "deep.txt"), f"s3://{bucket}/up/sub/deep.txt"),
+    ]
+    assert sorted(plan.to_delete) == [f"s3://{bucket}/up/same.txt", f"s3://{bucket}/up/stale.txt"]
+    assert calls == ["up/"] * (2 if backwards else 1)
