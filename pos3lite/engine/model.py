@@ -12,6 +12,7 @@ Rules:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
 
@@ -24,7 +25,7 @@ __all__ = ["Action", "Entry", "Plan", "Reason", "Stamp", "Synced"]
 Stamp = tuple[int, int, int, int]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Entry:
     """One file or directory of a listing.
 
@@ -45,6 +46,23 @@ class Entry:
     mtime: float
     etag: str | None = None
     stamp: Stamp | None = field(default=None, compare=False)
+
+    def __init__(
+        self,
+        key: str,
+        size: int,
+        mtime: float,
+        etag: str | None = None,
+        stamp: Stamp | None = None,
+    ) -> None:
+        # The dataclass __init__ of a frozen class sets each field through
+        # object.__setattr__; the slots' own setters cost less than half as much, and a
+        # plan of millions of keys builds two Entries per key.
+        _ENTRY_SET[0](self, key)
+        _ENTRY_SET[1](self, size)
+        _ENTRY_SET[2](self, mtime)
+        _ENTRY_SET[3](self, etag)
+        _ENTRY_SET[4](self, stamp)
 
     @property
     def is_dir(self) -> bool:
@@ -76,7 +94,7 @@ class Reason(Enum):
     """Both sides changed and dst is newer: keep dst, keep the src version aside (two-way)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Synced:
     """What was last in sync for one key: the sync state's record (the base of a 3-way sync).
 
@@ -92,8 +110,14 @@ class Synced:
     size: int
     mtime: float
 
+    def __init__(self, local: Stamp, etag: str | None, size: int, mtime: float) -> None:
+        _SYNCED_SET[0](self, local)  # the slots' setters, as in Entry
+        _SYNCED_SET[1](self, etag)
+        _SYNCED_SET[2](self, size)
+        _SYNCED_SET[3](self, mtime)
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True, slots=True, init=False)
 class Action:
     """One copy (src -> dst) or one delete (from dst) for one key.
 
@@ -105,6 +129,21 @@ class Action:
     reason: Reason
     src: Entry | None
     dst: Entry | None
+
+    def __init__(self, key: str, reason: Reason, src: Entry | None, dst: Entry | None) -> None:
+        _ACTION_SET[0](self, key)  # the slots' setters, as in Entry
+        _ACTION_SET[1](self, reason)
+        _ACTION_SET[2](self, src)
+        _ACTION_SET[3](self, dst)
+
+
+def _slot_setters(cls: type, *names: str) -> tuple[Callable[[object, object], None], ...]:
+    return tuple(cls.__dict__[name].__set__ for name in names)
+
+
+_ENTRY_SET = _slot_setters(Entry, "key", "size", "mtime", "etag", "stamp")
+_SYNCED_SET = _slot_setters(Synced, "local", "etag", "size", "mtime")
+_ACTION_SET = _slot_setters(Action, "key", "reason", "src", "dst")
 
 
 @dataclass(frozen=True, slots=True)

@@ -213,3 +213,27 @@ def test_growing_filter_follows_the_skipped_list() -> None:
     skipped.append("link/")
     assert f.excluded("link/x") and f.excluded("link/") and not f.excluded("linked")
     assert not GrowingFilter([], []) and GrowingFilter([], ["x"])
+
+
+# --- value objects keep their dataclass behaviour with the faster __init__ -----------------
+
+
+def test_entry_synced_action_stay_frozen_dataclasses() -> None:
+    import dataclasses
+    import pickle
+
+    from pos3lite.engine.model import Action, Reason
+
+    e = Entry("k", 1, T, "e", stamp=(1, 2, 3, 4))
+    assert (e.key, e.size, e.mtime, e.etag, e.stamp) == ("k", 1, T, "e", (1, 2, 3, 4))
+    assert e == Entry("k", 1, T, "e") and hash(e) == hash(Entry("k", 1, T, "e"))  # stamp aside
+    assert e != Entry("k", 2, T, "e") and Entry(key="k", size=1, mtime=T).etag is None
+    assert dataclasses.replace(e, size=5).size == 5 and pickle.loads(pickle.dumps(e)) == e
+    s = Synced((1, 2, 3, 4), None, 7, T)
+    assert dataclasses.astuple(s) == ((1, 2, 3, 4), None, 7, T)
+    a = Action("k", Reason.MISSING, e, None)
+    assert (a.key, a.reason, a.src, a.dst) == ("k", Reason.MISSING, e, None)
+    for obj, name in ((e, "key"), (s, "size"), (a, "key")):
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            setattr(obj, name, 0)
+    assert repr(s) == f"Synced(local=(1, 2, 3, 4), etag=None, size=7, mtime={T!r})"
