@@ -303,17 +303,14 @@ def main() -> None:
                 for sc in scenarios:
                     runs = []
                     for _ in range(args.runs):
-                        local = scratch / "empty"
-                        if sc == "noop":
-                            local = scratch / f"tree-{n}"
-                            if not local.exists():
-                                make_tree(local, n)
-                                # Seed the sync state (unmeasured): every file is adopted.
-                                measure([sys.executable, "-c", DRIVERS[sc], str(local), str(n)], env)
-                        else:
+                        local = scratch / (f"tree-{n}" if sc == "noop" else "empty")
+                        cmd = [sys.executable, "-c", DRIVERS[sc], str(local), str(n)]
+                        if sc != "noop":
                             shutil.rmtree(local, ignore_errors=True)
                             local.mkdir()
-                        cmd = [sys.executable, "-c", DRIVERS[sc], str(local), str(n)]
+                        elif not local.exists():
+                            make_tree(local, n)
+                            measure(cmd, env)  # seeds the sync state (unmeasured)
                         runs.append(measure(cmd, env))
                         if sc != "baseline" and int(runs[-1][3] or 0) != n:
                             raise SystemExit(f"{sc} saw {runs[-1][3]} objects, not {n}")
