@@ -53,6 +53,7 @@ from .errors import (
     S3Error,
     TransportError,
 )
+from .s3.factory import ClientCache
 from .urls import S3URL, parse_s3_url
 
 if TYPE_CHECKING:
@@ -272,9 +273,12 @@ class Client:
         self._profile_arg = profile
         self.max_workers = max_workers
         self.max_attempts = max_attempts
-        self._timeout = (float(connect_timeout), float(read_timeout))
-        self._transport = transport
-        self._clients: dict[Profile | None, S3Client] = {}
+        self._clients = ClientCache(
+            max_connections=max_workers,
+            timeout=(float(connect_timeout), float(read_timeout)),
+            max_attempts=max_attempts,
+            transport=transport,
+        )
         self._executor: ThreadPoolExecutor | None = None
         self._lock = threading.Lock()
 
@@ -291,11 +295,9 @@ class Client:
         """Close the connection pool and worker threads; idempotent."""
         with self._lock:
             executor, self._executor = self._executor, None
-            transport = self._transport
         if executor is not None:
             executor.shutdown(wait=True)
-        if transport is not None:
-            transport.close()
+        self._clients.close()
 
     # ---------------------------------------------------------------- resolution
 
@@ -312,25 +314,7 @@ class Client:
 
         default = resolve_profile(self._profile_arg)
         profile = effective_profile(parsed.profile, None, default)
-        with self._lock:
-            found = self._clients.get(profile)
-            if found is not None:
-                return found
-            from .s3.factory import client_for_profile
-
-            if self._transport is None:
-                from .transport.urllib3 import Urllib3Transport
-
-                self._transport = Urllib3Transport(
-                    max_connections=self.max_workers, timeout=self._timeout
-                )
-            made = client_for_profile(
-                self._transport,
-                profile,
-                max_attempts=self.max_attempts,
-            )
-            self._clients[profile] = made
-            return made
+        return self._clients.get(profile)
 
     def _pool(self) -> ThreadPoolExecutor:
         with self._lock:
@@ -1401,17 +1385,21 @@ class _Upload:
                 attempts=attempts,
             )
         except PreconditionFailedError as exc:
-            return self._client._resolve_412(
-                self._s3,
-                self._url,
-                self._parsed,
-                exc,
-                attempts,
-                self._nonce,
-                self._if_none_match,
-                self._if_match,
-            )
+            return self._resolve_412(exc, attempts)
         return PutResult(resp.get("etag", "").strip('"'), resp.get("x-amz-version-id"))
+
+    def _resolve_412(self, exc: PreconditionFailedError, attempts: list[int]) -> PutResult:
+        """A 412 on this upload's conditional write: see :meth:`Client._resolve_412`."""
+        return self._client._resolve_412(
+            self._s3,
+            self._url,
+            self._parsed,
+            exc,
+            attempts,
+            self._nonce,
+            self._if_none_match,
+            self._if_match,
+        )
 
     def _add_checksum(self, headers: dict[str, str], data: bytes) -> None:
         if self._checksum == "md5":
@@ -1515,16 +1503,7 @@ class _Upload:
             )
         except PreconditionFailedError as exc:
             self.abort()
-            return self._client._resolve_412(
-                self._s3,
-                self._url,
-                self._parsed,
-                exc,
-                attempts,
-                self._nonce,
-                self._if_none_match,
-                self._if_match,
-            )
+            return self._resolve_412(exc, attempts)
         self._upload_id = None
         return PutResult(s3xml.parse_complete_multipart(done), resp.get("x-amz-version-id"))
 

@@ -12,7 +12,16 @@ Every name below is importable from ``pos3lite.localfs``.
 from __future__ import annotations
 
 from .cache import DEFAULT_CACHE_ROOT, default_cache_root, ensure_cache_root, fallback_cache_root
-from .walk import FD_BUDGET, MAX_KEY_BYTES, Walk, file_md5, iter_walk, walk
+from .walk import (
+    FD_BUDGET,
+    MAX_KEY_BYTES,
+    StampRow,
+    Walk,
+    file_md5,
+    iter_stamps,
+    iter_walk,
+    walk,
+)
 from .write import (
     STALE_TEMP_SECONDS,
     TEMP_SUFFIX,
@@ -33,12 +42,14 @@ __all__ = [
     "MAX_KEY_BYTES",
     "STALE_TEMP_SECONDS",
     "TEMP_SUFFIX",
+    "StampRow",
     "TempFile",
     "Walk",
     "default_cache_root",
     "ensure_cache_root",
     "fallback_cache_root",
     "file_md5",
+    "iter_stamps",
     "iter_walk",
     "make_dirs",
     "open_dir",

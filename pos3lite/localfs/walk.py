@@ -26,6 +26,10 @@ Rules:
   left alone with a WARNING. Likewise a key longer than S3's 1,024 bytes (UTF-8) in a source.
 * pos3lite's own temporary files (``*.pos3lite-tmp``) are never listed; they are collected in
   ``Walk.temp_files`` for :func:`~pos3lite.localfs.write.remove_stale_temps`.
+* :func:`iter_stamps` is the same walk yielding flat ``(key bytes, size, st_mtime_ns, st_ino,
+  st_ctime_ns)`` rows instead of Entries: an incremental background tick compares 100,000s
+  of them with the sync state's rows of the same shape (an Entry costs several times a tuple
+  to build, and a row compares with one ``==``).
 """
 
 from __future__ import annotations
@@ -37,12 +41,22 @@ import stat
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 from ..engine.model import Entry
 from ..errors import Pos3liteError, UnsafeKeyError
 from .write import TEMP_SUFFIX
 
-__all__ = ["FD_BUDGET", "MAX_KEY_BYTES", "Walk", "file_md5", "iter_walk", "walk"]
+__all__ = [
+    "FD_BUDGET",
+    "MAX_KEY_BYTES",
+    "StampRow",
+    "Walk",
+    "file_md5",
+    "iter_stamps",
+    "iter_walk",
+    "walk",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +64,10 @@ logger = logging.getLogger(__name__)
 MAX_KEY_BYTES = 1024
 #: Folder descriptors a walk keeps open at most; deeper levels are reopened when needed.
 FD_BUDGET = 64
+
+#: A row of :func:`iter_stamps`: ``(key as UTF-8 bytes, size, st_mtime_ns, st_ino,
+#: st_ctime_ns)`` for a file, ``(key + "/", None, None, None, None)`` for an empty folder.
+StampRow = tuple[bytes, int | None, int | None, int | None, int | None]
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 _S_ISREG = stat.S_ISREG
@@ -155,13 +173,47 @@ def iter_walk(
     if not stat.S_ISDIR(st.st_mode):
         raise NotADirectoryError(f"not a folder: {str(root)!r}")
     walker = _Walker(str(root), follow_symlinks, destination, max_key_bytes, out)
-    yield from walker.run()
+    yield from cast(Iterator[Entry], walker.run())
+
+
+def iter_stamps(
+    root: Path,
+    *,
+    follow_symlinks: bool = False,
+    max_key_bytes: int | None = MAX_KEY_BYTES,
+    report: Walk | None = None,
+) -> Iterator[StampRow]:
+    """The walk of an upload source (:func:`iter_walk`: same order, same skips and report) as
+    :data:`StampRow` rows: ``(key.encode(), size, st_mtime_ns, st_ino, st_ctime_ns)`` for a
+    file (the :data:`~pos3lite.engine.model.Stamp` after the key), ``(key.encode(), None,
+    None, None, None)`` for an empty folder (key ending ``/``).
+
+    Raises:
+        NotADirectoryError: ``root`` exists but is not a folder; OSError if it cannot be read.
+    """
+    out = report if report is not None else Walk()
+    try:
+        st = os.stat(root)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISDIR(st.st_mode):
+        raise NotADirectoryError(f"not a folder: {str(root)!r}")
+    walker = _Walker(str(root), follow_symlinks, False, max_key_bytes, out, stamps=True)
+    yield from cast(Iterator[StampRow], walker.run())
 
 
 class _Walker:
     def __init__(
-        self, root: str, follow: bool, destination: bool, max_key: int | None, out: Walk
+        self,
+        root: str,
+        follow: bool,
+        destination: bool,
+        max_key: int | None,
+        out: Walk,
+        *,
+        stamps: bool = False,
     ) -> None:
+        self.stamps = stamps  # yield StampRows rather than Entries
         self.root, self.follow, self.destination = root, follow, destination
         self.max_key, self.out = max_key, out
         self.stack: list[_Frame] = []
@@ -171,7 +223,8 @@ class _Walker:
     def display(self, key: str) -> str:
         return os.path.join(self.root, *key.rstrip("/").split("/")) if key else self.root
 
-    def run(self) -> Iterator[Entry]:
+    def run(self) -> Iterator[Entry | StampRow]:
+        stamps = self.stamps
         fd = os.open(self.root, _DIR_FLAGS)
         try:
             st = os.fstat(fd)
@@ -191,12 +244,16 @@ class _Walker:
                     if self.max_key is None or nbytes <= self.max_key or self.key_fits(key):
                         # The stamp is what the sync state compares: any write or
                         # metadata change to the file gives another one.
-                        stamp = (cst.st_size, cst.st_mtime_ns, cst.st_ino, cst.st_ctime_ns)
-                        yield Entry(key, cst.st_size, cst.st_mtime, stamp=stamp)
+                        if stamps:
+                            kb = key.encode()
+                            yield kb, cst.st_size, cst.st_mtime_ns, cst.st_ino, cst.st_ctime_ns
+                        else:
+                            stamp = (cst.st_size, cst.st_mtime_ns, cst.st_ino, cst.st_ctime_ns)
+                            yield Entry(key, cst.st_size, cst.st_mtime, stamp=stamp)
                     continue
                 entry = self.enter(key, name, cst, is_link, nbytes)
                 if entry is not None:
-                    yield entry
+                    yield (entry.key.encode(), None, None, None, None) if stamps else entry
         finally:
             for frame in self.stack:
                 if frame.fd is not None:
@@ -296,10 +353,25 @@ class _Walker:
         by key bytes; side effects on the report. Sets ``self.nonempty`` when the folder
         holds anything besides temp files (skipped entries count: the folder is not empty)."""
         children: list[_Child] = []
-        self.nonempty = False
+        append = children.append
+        nonempty = False
         with os.scandir(fd) as it:
             for de in it:
+                # The common case inline (a regular file with a UTF-8 name; most of a
+                # 100,000-file walk); classify() decides the rest (DirEntry caches the stat).
+                name = de.name
+                try:
+                    lst = de.stat(follow_symlinks=False)
+                    if _S_ISREG(lst.st_mode) and not name.endswith(TEMP_SUFFIX):
+                        append((name.encode(), name, lst, False, False))
+                        nonempty = True
+                        continue
+                except (OSError, UnicodeEncodeError):
+                    pass
+                self.nonempty = nonempty
                 self.classify(fd, rel, de, children)
+                nonempty = self.nonempty
+        self.nonempty = nonempty
         children.sort(reverse=True)
         return children
 

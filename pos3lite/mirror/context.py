@@ -14,7 +14,9 @@ active in the main thread and SIGTERM has its default action, SIGTERM raises
 
 Sync state (``state.py``): every transfer and verification is recorded per registration
 and key, so later runs decide from what was last in sync (three-way for ``sync``; see
-``engine/threeway.py``).
+``engine/threeway.py``). Background ticks and flushes are incremental between full listings
+(``policy.lists_in_full``, ``ticks.py``): a tick with no local change sends no request.
+``compare="checksum"`` hashes a local file once while it is unchanged (``md5cache.py``).
 
 Safety rules (where pos3 loses data, see docs/pos3-differences.md):
 
@@ -70,13 +72,14 @@ from ..localfs import (
     Walk,
     default_cache_root,
     ensure_cache_root,
-    file_md5,
+    iter_stamps,
     iter_walk,
     remove_stale_temps,
     walk,
 )
 from ..profiles import Profile, effective_profile, resolve_profile
 from ..progress import make_progress
+from ..s3.factory import ClientCache
 from ..transfer import (
     ByteRateLimiter,
     TransferConfig,
@@ -86,17 +89,18 @@ from ..transfer import (
     upload_file,
 )
 from ..urls import S3URL, check_local_path, is_s3_url, parse_s3_url
+from .md5cache import Md5Cache
 from .registry import Claim, Registry, overlaps
 from .scan import RemoteScan, UnsortedListing, anchored, scan_remote
 from .scheduler import Scheduler
 from .state import META_DIR, SyncState, registration_name
 from .streams import BaseView, GrowingFilter, LocalStream, Peek, markers_as_folders
+from .ticks import local_changes
 
 if TYPE_CHECKING:
-    from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import Future, ThreadPoolExecutor
 
     from ..s3.client import S3Client
-    from ..transport.base import Transport
 
 __all__ = [
     "DEFAULT_CACHE_ROOT",
@@ -202,6 +206,12 @@ class _Upload:
     profile: Profile | None
     follow_symlinks: bool = False
     claim: Claim | None = field(default=None, compare=False)
+    # Incremental passes (policy.lists_in_full): ticks since the last full listing in this
+    # mirror (None: never listed), whether the last pass failed, and the empty local folders
+    # known to exist on S3 after the last successful pass (marker or keys under them).
+    passes: int | None = field(default=None, compare=False)
+    failed: bool = field(default=False, compare=False)
+    dirs: frozenset[str] = field(default=frozenset(), compare=False)
 
 
 def _state_name(url: str, profile: Profile | None, local: Path) -> str:
@@ -274,6 +284,15 @@ class _Recorder:
             self.state.update(self.name, puts, forget)
 
 
+def _noting_dirs(entries: Iterable[Entry], dirs: set[str]) -> Iterator[Entry]:
+    """``entries`` passed through, the folder keys (the walk's empty folders) added to
+    ``dirs`` on the way."""
+    for e in entries:
+        if e.key[-1:] == "/":
+            dirs.add(e.key)
+        yield e
+
+
 def _conflict(a: str, b: str) -> bool:
     a, b = a.rstrip("/"), b.rstrip("/")
     return a == b or a.startswith(b + "/") or b.startswith(a + "/")
@@ -310,13 +329,13 @@ class _Mirror:
         self._sync_lock = threading.Lock()
         self._downloads: dict[tuple[str, Profile | None], _Download] = {}
         self._uploads: dict[tuple[str, Profile | None], _Upload] = {}
-        self._clients: dict[Profile | None, S3Client] = {}
-        self._transport: Transport | None = None
+        self._clients = self._client_cache()
         self._executor: ThreadPoolExecutor | None = None
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self.state_store = SyncState(cache_root)
+        self.md5_cache = Md5Cache(cache_root)
         self.registry = Registry(cache_root)
         self.scheduler = Scheduler(time.monotonic)
         self.pid = os.getpid()
@@ -350,11 +369,11 @@ class _Mirror:
             try:
                 if self._executor is not None:
                     self._executor.shutdown(wait=True)
-                if self._transport is not None:
-                    self._transport.close()
+                self._clients.close()
             finally:
                 self.registry.release_all()
                 self.state_store.close()
+                self.md5_cache.close()
 
     def after_fork_in_child(self) -> None:
         """In a child forked while this mirror was open: rebuild locks and pools so the
@@ -362,8 +381,7 @@ class _Mirror:
         never uploads them (the parent does)."""
         self._lock = threading.RLock()
         self._sync_lock = threading.Lock()
-        self._clients = {}
-        self._transport = None  # the parent's sockets: never touched by the child
+        self._clients = self._client_cache()  # the parent's sockets: never touched here
         self._executor = None  # its threads do not exist in the child
         self._thread = None
         self._stop = threading.Event()
@@ -374,6 +392,7 @@ class _Mirror:
             d.claim = None
         self.scheduler = Scheduler(time.monotonic)
         self.state_store.forget_connection()
+        self.md5_cache.forget_connection()
         self.registry.forget_after_fork()
         self.pid = os.getpid()
 
@@ -383,28 +402,17 @@ class _Mirror:
 
     # ------------------------------------------------------------------ resources
 
+    def _client_cache(self) -> ClientCache:
+        return ClientCache(
+            max_connections=self.max_workers,
+            timeout=self.timeout,
+            max_attempts=self.max_attempts,
+            payload_signing=self.payload_signing,
+        )
+
     def client(self, profile: Profile | None) -> S3Client:
         """The S3 client for a profile (one per profile, all sharing one connection pool)."""
-        with self._lock:
-            found = self._clients.get(profile)
-            if found is not None:
-                return found
-            from ..s3.factory import client_for_profile
-
-            if self._transport is None:
-                from ..transport.urllib3 import Urllib3Transport
-
-                self._transport = Urllib3Transport(
-                    max_connections=self.max_workers, timeout=self.timeout
-                )
-            made = client_for_profile(
-                self._transport,
-                profile,
-                max_attempts=self.max_attempts,
-                payload_signing=self.payload_signing,
-            )
-            self._clients[profile] = made
-            return made
+        return self._clients.get(profile)
 
     @property
     def executor(self) -> ThreadPoolExecutor:
@@ -437,12 +445,14 @@ class _Mirror:
         return scan_remote(client, url, exclude, stream=stream)
 
     def _with_md5(self, entries: list[Entry], root: Path) -> list[Entry]:
-        """Local entries with their MD5 filled in (checksum comparison), hashed in parallel."""
+        """Local entries with their MD5 filled in (checksum comparison): from the MD5 cache
+        for files unchanged since they were hashed, the others hashed in parallel."""
         files = [e for e in entries if not e.key.endswith("/")]
+        paths = [root.joinpath(*e.key.split("/")) for e in files]
         digests = dict(
             zip(
                 (e.key for e in files),
-                self.executor.map(lambda e: file_md5(root.joinpath(*e.key.split("/"))), files),
+                self.md5_cache.digests(paths, self.executor),
                 strict=True,
             )
         )
@@ -713,14 +723,15 @@ class _Mirror:
         delete: bool,
         exclude: Sequence[str],
         what: str,
-        base: dict[str, Synced] | BaseView | None = None,
+        base: dict[str, Synced] | BaseView | Future[dict[str, Synced]] | None = None,
         two_way: bool = False,
         keys_only: bool = False,
     ) -> tuple[RemoteScan, Walk, Plan | None]:
         """Scan both sides of a download and plan it; the one planner behind
         :meth:`download`, :meth:`sync` and :meth:`plan_download`, so a plan shows exactly
         what a download would do. The plan is ``None`` for an exact object, or when nothing
-        is found remotely and nothing local was in sync with it.
+        is found remotely and nothing local was in sync with it. ``base`` may still be
+        loading (a future, resolved once the first listing page is in).
 
         The listing, the walk and the state are streamed through the engine
         (:meth:`_plan_streamed`); a store that lists out of UTF-8 byte order, possible key
@@ -728,6 +739,8 @@ class _Mirror:
         planned again from complete, sorted lists."""
         if self.compare != "checksum" and url.bucket not in self._unsorted_buckets:
             scan = self._scan_remote(client, url, exclude, stream=True)
+            if base is not None and not isinstance(base, (dict, BaseView)):
+                base = base.result()
             if scan.obj is not None or (not scan.found and not (two_way and base)):
                 return scan, Walk(), None
             if target.exists() and not target.is_dir():
@@ -762,6 +775,8 @@ class _Mirror:
             self.executor.submit(walk, target, follow_dir_links=False) if target.is_dir() else None
         )
         scan = self._scan_remote(client, url, exclude)
+        if base is not None and not isinstance(base, (dict, BaseView)):
+            base = base.result()
         if scan.obj is not None or (not scan.found and not (two_way and base)):
             return scan, Walk(), None
         if target.exists() and not target.is_dir():
@@ -803,7 +818,8 @@ class _Mirror:
 
             return local_changed(mine, base) or remote_changed(obj, base), mine
         if self.compare == "checksum":
-            mine = Entry(obj.key, st.st_size, st.st_mtime, file_md5(target), stamp=_stamp(st))
+            md5 = self.md5_cache.md5(target)
+            mine = Entry(obj.key, st.st_size, st.st_mtime, md5, stamp=_stamp(st))
         return make_compare(self.compare, exact_mtime=True).differs(obj, mine) is not None, mine
 
     def _perform_download(
@@ -813,6 +829,7 @@ class _Mirror:
         target = reg.local_path
         name = _state_name(reg.url, reg.profile, target)
         with self._transfer_lock(target):
+            # Read lazily: streamed into the planner in key order, never loaded whole.
             base = self._base_view(name)
             rec = self._recorder(name, target)
             scan, local, plan = self._plan_download(
@@ -1060,34 +1077,125 @@ class _Mirror:
                 )
 
     def _sync_upload(self, reg: _Upload, phase: policy.Phase) -> None:
-        """Upload the changes of one registration; deletes only in the final sync."""
+        """Upload the changes of one registration; deletes only in the final sync.
+
+        A pass lists the remote prefix in full or is incremental (no LIST; see
+        ``policy.lists_in_full`` and ``ticks.py``): the final sync always lists, a tick
+        lists every ``policy.FULL_LISTING_EVERY``-th time, after a failed pass, when the
+        registration was never listed in this mirror or the sync state holds nothing for it,
+        and whenever the comparison does not use the sync state (``compare="size"`` or
+        ``"checksum"``). :func:`flush` is incremental once the registration was listed: it
+        uploads every local file whose stamp differs from its record or that has none, which
+        is every local change."""
+        full = not self.use_state or policy.lists_in_full(
+            phase, passes_since_listing=reg.passes, failed=reg.failed
+        )
+        try:
+            if not full and self._upload_changes(reg):
+                if phase is policy.Phase.TICK and reg.passes is not None:
+                    reg.passes += 1
+            else:
+                self._upload_pass(reg, phase)
+        except BaseException:
+            reg.failed = True
+            raise
+        reg.failed = False
+
+    def _upload_changes(self, reg: _Upload) -> bool:
+        """An incremental pass (see ``ticks.py``): walk the local folder (stat only), merge it
+        with the sync state's records and upload the changed files, each its own PUT (or
+        multipart upload), with no LIST. Nothing changed: no request at all. Uploads only.
+        Returns False, having done nothing, when the state holds no record for the
+        registration or the folder is not a folder (the caller lists in full).
+
+        Raises TransferError for failed copies and local names S3 cannot hold, as a full pass.
+        """
         root = reg.local_path
-        if not os.path.lexists(root):
-            # Nothing was ever written there (pos3: quietly nothing to upload).
-            logger.debug("upload %s: %s does not exist; nothing to upload", reg.url, root)
-            return
-        client = self.client(reg.profile)
+        if not root.is_dir():
+            return False
         url = reg.raw
         key_prefix = url.prefix + "/" if url.prefix else ""
         name = _state_name(reg.url, reg.profile, root)
+        report = Walk()
+        with _gc_paused():
+            found = local_changes(
+                iter_stamps(
+                    root,
+                    follow_symlinks=reg.follow_symlinks,
+                    max_key_bytes=1024 - len(key_prefix.encode()),
+                    report=report,
+                ),
+                self.state_store.iter_stamps(name),
+            )
+        if not found.known:
+            return False
+        failures: list[Pos3liteError] = list(report.failures)
+        skip = Filter(list(reg.exclude))
+        changed = [(k, st) for k, st in found.changed if not (skip and skip.excluded(k))]
+        new_dirs = [d for d in found.dirs if d not in reg.dirs and not (skip and skip.excluded(d))]
+        if changed or new_dirs:
+            self._upload_changed(reg, root, key_prefix, name, changed, found.dirs, report, failures)
+        elif failures:
+            raise TransferError("Upload", failures)
+        reg.dirs = frozenset(found.dirs)
+        return True
+
+    def _upload_changed(
+        self,
+        reg: _Upload,
+        root: Path,
+        key_prefix: str,
+        name: str,
+        changed: list[tuple[str, Stamp]],
+        dirs: list[str],
+        report: Walk,
+        failures: list[Pos3liteError],
+    ) -> None:
+        """Plan the changed files and new empty folders of an incremental pass against the
+        sync state's records (the remote as last seen: records as objects, plus the folders
+        known to exist there), with the same planner as a full pass, and upload them."""
+        client = self.client(reg.profile)
+        url = reg.raw
+        with _gc_paused():
+            base = self._base(name)
+            src = [Entry(k, st[0], st[1] / 1e9, stamp=st) for k, st in changed]
+            src += [Entry(d, 0, 0.0) for d in dirs]
+            src.sort(key=lambda e: engine_diff.sort_key(e.key))
+            dst = [Entry(k, r.size, r.mtime, r.etag) for k, r in base.items() if k]
+            dst += [Entry(d, 0, 0.0) for d in reg.dirs]
+            dst.sort(key=lambda e: engine_diff.sort_key(e.key))
+            twins: list[Pos3liteError] = []
+            plan = self._plan(
+                src,
+                dst,
+                exact_mtime=False,
+                delete=False,
+                exclude=reg.exclude,
+                protected=report.skipped,
+                what=f"upload {reg.url}",
+                base=base,
+                failures=twins,
+            )
+            del src, dst
+        failures.extend(twins)
+        if reg.profile is not None and not reg.profile.folder_markers:
+            copies = tuple(a for a in plan.copies if not a.key.endswith("/"))
+            plan = dataclasses.replace(plan, copies=copies)
         rec = self._recorder(name, root)
-        if root.is_file():
-            self._upload_file(client, url, root, rec)
-            return
-        delete = reg.delete and policy.deletes_in(phase)
-        failures: list[Pos3liteError] = []  # plan-time: case-fold twins, local names
-        plan = self._plan_upload(
-            client,
-            url,
-            root,
-            delete=delete,
-            exclude=reg.exclude,
-            what=f"upload {reg.url}",
-            base=self._base(name),
-            follow_symlinks=reg.follow_symlinks,
-            folder_markers=reg.profile.folder_markers if reg.profile else True,
-            failures=failures,
-        )
+        self._execute_upload(reg, client, url, key_prefix, root, plan, rec, False, failures)
+
+    def _execute_upload(
+        self,
+        reg: _Upload,
+        client: S3Client,
+        url: S3URL,
+        key_prefix: str,
+        root: Path,
+        plan: Plan,
+        rec: _Recorder,
+        delete: bool,
+        failures: list[Pos3liteError],
+    ) -> None:
         total = sum(a.src.size for a in plan.copies if a.src is not None)
         progress = make_progress(self.show_progress, total, f"Uploading {reg.url}")
         try:
@@ -1112,6 +1220,43 @@ class _Mirror:
             rec.adopt(plan.adopted, local_is_src=True)
         rec.flush(forget=forget)
 
+    def _upload_pass(self, reg: _Upload, phase: policy.Phase) -> None:
+        """A full pass: list the remote prefix, walk the local folder, plan and upload."""
+        root = reg.local_path
+        if not os.path.lexists(root):
+            # Nothing was ever written there (pos3: quietly nothing to upload).
+            logger.debug("upload %s: %s does not exist; nothing to upload", reg.url, root)
+            return
+        client = self.client(reg.profile)
+        url = reg.raw
+        key_prefix = url.prefix + "/" if url.prefix else ""
+        name = _state_name(reg.url, reg.profile, root)
+        rec = self._recorder(name, root)
+        if root.is_file():
+            self._upload_file(client, url, root, rec)
+            return
+        delete = reg.delete and policy.deletes_in(phase)
+        failures: list[Pos3liteError] = []  # plan-time: case-fold twins, local names
+        dirs: set[str] = set()
+        plan = self._plan_upload(
+            client,
+            url,
+            root,
+            delete=delete,
+            exclude=reg.exclude,
+            what=f"upload {reg.url}",
+            base=self._base(name),
+            follow_symlinks=reg.follow_symlinks,
+            folder_markers=reg.profile.folder_markers if reg.profile else True,
+            failures=failures,
+            empty_dirs=dirs,
+        )
+        self._execute_upload(reg, client, url, key_prefix, root, plan, rec, delete, failures)
+        # Every copy succeeded: each empty local folder now exists on S3 (its marker was
+        # there or was written, or keys under it are), and the listing is fresh.
+        reg.dirs = frozenset(dirs)
+        reg.passes = 0
+
     @_gc_paused()
     def _plan_upload(
         self,
@@ -1126,12 +1271,14 @@ class _Mirror:
         follow_symlinks: bool = False,
         folder_markers: bool = True,
         failures: list[Pos3liteError] | None = None,
+        empty_dirs: set[str] | None = None,
     ) -> Plan:
         """Scan both sides of an upload of the folder ``root`` and plan it; the one planner
         behind upload syncs and :meth:`plan_upload`. Symlinks are skipped (and their keys
         protected from deletes) unless ``follow_symlinks``. Keys that fail at plan time
         (case-fold twins, local names S3 cannot hold) are appended to ``failures``;
-        ``folder_markers=False`` plans no markers."""
+        ``folder_markers=False`` plans no markers; ``empty_dirs`` (if given) receives the
+        keys of the empty local folders (for incremental passes)."""
         key_prefix = url.prefix + "/" if url.prefix else ""
         max_key = 1024 - len(key_prefix.encode())  # S3's key limit, prefix included
         if self.compare != "checksum" and url.bucket not in self._unsorted_buckets:
@@ -1151,9 +1298,11 @@ class _Mirror:
                 folder_markers=folder_markers,
             )
             if streamed is not None:
-                plan, walked = streamed
+                plan, walked, dirs = streamed
                 if failures is not None:
                     failures.extend(walked.failures)
+                if empty_dirs is not None:
+                    empty_dirs.update(dirs)
                 return plan
         # Overlaps with the remote listing.
         walking = self.executor.submit(
@@ -1163,6 +1312,8 @@ class _Mirror:
         local = walking.result()
         if failures is not None:
             failures.extend(local.failures)
+        if empty_dirs is not None:
+            empty_dirs.update(e.key for e in local.entries if e.key.endswith("/"))
         src = local.entries
         if self.compare == "checksum":
             src = self._with_md5(src, root)
@@ -1202,20 +1353,25 @@ class _Mirror:
         base: dict[str, Synced] | BaseView | None,
         follow_symlinks: bool,
         folder_markers: bool,
-    ) -> tuple[Plan, Walk] | None:
+    ) -> tuple[Plan, Walk, set[str]] | None:
         """:meth:`_plan_upload` in one streamed pass (walk, listing and state merged as they
-        are read); ``None`` when it must be planned from whole lists (a listing out of byte
-        order, possible case-fold twins)."""
+        are read): the plan, the walk's report and the keys of the empty local folders;
+        ``None`` when it must be planned from whole lists (a listing out of byte order,
+        possible case-fold twins)."""
         remote = self._scan_remote(
             client, S3URL(url.bucket, key_prefix, url.profile), exclude, stream=True
         )
         report = Walk()
+        dirs: set[str] = set()
         assert remote.stream is not None
         try:
             plan = self._plan_streamed(
                 remote.stream,
-                iter_walk(
-                    root, follow_symlinks=follow_symlinks, max_key_bytes=max_key, report=report
+                _noting_dirs(
+                    iter_walk(
+                        root, follow_symlinks=follow_symlinks, max_key_bytes=max_key, report=report
+                    ),
+                    dirs,
                 ),
                 exact_mtime=False,
                 delete=delete,
@@ -1236,7 +1392,7 @@ class _Mirror:
         if not folder_markers:
             copies = tuple(a for a in plan.copies if not a.key.endswith("/"))
             plan = dataclasses.replace(plan, copies=copies)
-        return plan, report
+        return plan, report, dirs
 
     def _upload_file(self, client: S3Client, url: S3URL, path: Path, rec: _Recorder) -> None:
         """Upload one local file to the URL's key (an upload registered on a file path)."""
@@ -1253,7 +1409,8 @@ class _Mirror:
                 mine = Entry(path.name, st.st_size, st.st_mtime)
                 theirs = Entry(path.name, info.size, info.last_modified, info.etag)
                 if self.compare == "checksum":
-                    mine = Entry(path.name, st.st_size, st.st_mtime, file_md5(path))
+                    md5 = self.md5_cache.md5(path)
+                    mine = Entry(path.name, st.st_size, st.st_mtime, md5)
                 if make_compare(self.compare, exact_mtime=False).differs(mine, theirs) is None:
                     rec.put("", Synced(_stamp(st), info.etag, info.size, info.last_modified))
                     rec.flush()
@@ -1943,7 +2100,11 @@ def flush(remote: str | None = None) -> None:
     """Upload the pending changes of one registration now and return when they are on S3.
 
     For a checkpoint save or the end of an episode. Uploads only: remote deletes still wait
-    for the mirror's exit (as background ticks).
+    for the mirror's exit (as background ticks). Once a registration's remote prefix was
+    listed in this mirror and its last pass succeeded, a flush is incremental (no LIST; see
+    ``mirror/ticks.py``): it uploads every local file whose stamp ``(size, st_mtime_ns,
+    st_ino, st_ctime_ns)`` differs from the sync state's record or that has none, so it sends
+    no request when nothing changed and never misses a local change.
 
     Args:
         remote: the ``s3://`` URL of an ``upload``/``sync`` registration; ``None`` for all.

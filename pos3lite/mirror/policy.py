@@ -18,6 +18,26 @@ Phases: a background tick and :func:`pos3lite.flush` upload only; deletes (remot
 whose local copy is gone) wait for the final sync, so a folder being rewritten (``rm -rf``,
 then write) never loses its remote copy to a tick.
 
+Listing (:func:`lists_in_full`): an upload pass either lists the remote prefix in full and
+plans against it, or is *incremental*: it walks the local folder (stat only) and uploads the
+files whose stamp differs from the sync state's record or that have none, sending no LIST
+(no request at all when nothing changed). Which one runs:
+
+=========  ===============================================  ==============
+phase      registration                                      full listing
+=========  ===============================================  ==============
+``FINAL``  any                                               yes
+any        no successful full listing yet in this mirror,    yes
+           or the previous pass failed
+``TICK``   ``FULL_LISTING_EVERY - 1`` passes since the last  yes (every
+           full listing                                      tenth tick)
+``TICK``   fewer passes since the last full listing          no
+``FLUSH``  listed, no failure since                          no
+=========  ===============================================  ==============
+
+The caller also lists in full when the sync state holds nothing for the registration or the
+comparison does not use the state (``compare="size"`` or ``"checksum"``).
+
 SIGTERM: handled (turned into ``SystemExit(143)`` in the main thread) only when asked, the
 mirror is entered in the main thread, and SIGTERM still has its default action: an
 application's own handler is never replaced.
@@ -30,6 +50,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 __all__ = [
+    "FULL_LISTING_EVERY",
     "SIGTERM_EXIT_CODE",
     "Ending",
     "ExitPlan",
@@ -38,10 +59,13 @@ __all__ = [
     "deletes_in",
     "exit_plan",
     "handles_sigterm",
+    "lists_in_full",
 ]
 
 #: The exit status a SIGTERM-ed process reports (128 + 15), as ``SystemExit(143)``.
 SIGTERM_EXIT_CODE = 143
+#: A background tick lists the remote prefix in full at least once every this many ticks.
+FULL_LISTING_EVERY = 10
 
 
 class Ending(enum.Enum):
@@ -107,3 +131,19 @@ def deletes_in(phase: Phase) -> bool:
 def handles_sigterm(*, wanted: bool, main_thread: bool, default_handler: bool) -> bool:
     """Whether ``mirror()`` installs its SIGTERM handler."""
     return wanted and main_thread and default_handler
+
+
+def lists_in_full(phase: Phase, *, passes_since_listing: int | None, failed: bool) -> bool:
+    """Whether an upload pass lists the remote prefix in full (see the module table).
+
+    Args:
+        phase: why the pass runs.
+        passes_since_listing: incremental passes since the registration's last successful
+            full listing in this mirror (``None``: never listed yet).
+        failed: the registration's previous pass raised.
+    """
+    if phase is Phase.FINAL or failed or passes_since_listing is None:
+        return True
+    if phase is Phase.TICK:
+        return passes_since_listing >= FULL_LISTING_EVERY - 1
+    return False

@@ -263,6 +263,45 @@ class SyncState:
             logger.warning("could not read the sync state %s: %s", self.path, exc)
             return False
 
+    def iter_stamps(
+        self, reg: str, *, page: int = 20_000
+    ) -> Iterator[tuple[bytes, int, int, int, int]]:
+        """The recorded local stamp of every key of registration ``reg`` as rows ``(key as
+        UTF-8 bytes, size, st_mtime_ns, st_ino, st_ctime_ns)`` (the shape of
+        :func:`~pos3lite.localfs.iter_stamps`), in key byte order (the walk's and
+        ``ListObjectsV2``'s), read ``page`` rows at a time (memory stays bounded; the
+        connection is not held between pages).
+
+        Reading creates nothing; an unreadable state is logged and ends the stream (the
+        caller sees fewer records: files without one are uploaded, never skipped)."""
+        if self._db is None and not self.path.exists():
+            return
+        after = b""
+        op = ">="  # the first page includes the root's own record ("")
+        while True:
+
+            def run(
+                db: sqlite3.Connection, after: bytes = after, op: str = op
+            ) -> list[tuple[bytes, int, int, int, int]]:
+                rid = self._reg_id(db, reg, create=False)
+                if rid is None:
+                    return []
+                return db.execute(
+                    "SELECT key, lsize, lmtime_ns, lino, lctime_ns FROM entries "
+                    f"WHERE reg = ? AND key {op} ? ORDER BY key LIMIT ?",
+                    (rid, after, page),
+                ).fetchall()
+
+            try:
+                rows = self._guard(run)
+            except (sqlite3.Error, OSError) as exc:
+                logger.warning("could not read the sync state %s: %s", self.path, exc)
+                return
+            yield from rows
+            if len(rows) < page:
+                return
+            after, op = rows[-1][0], ">"
+
     def update(
         self, reg: str, put: Iterable[tuple[str, Synced]], forget: Iterable[str] = ()
     ) -> None:

@@ -35,6 +35,7 @@ import functools
 import hashlib
 import logging
 import os
+import queue
 import re
 import threading
 import time
@@ -469,24 +470,29 @@ class S3Client:
         def fetch(token: str | None) -> s3xml.ListPage:
             return self._attempts(functools.partial(self._list_page, bucket, query_for(token)))
 
-        # Pages are chained by continuation tokens, so they come one after another; the next
-        # page is fetched and parsed (on a helper thread) while this one is consumed. A page
+        # Pages are chained by continuation tokens, so they come one after another. A helper
+        # thread fetches and parses the following pages (up to PREFETCH_PAGES ahead) while
+        # this one is consumed, so the request chain never waits for a slow consumer. A page
         # is parsed inside its attempt, so a garbled 200 answer is retried.
         page = fetch(None)
-        while True:
-            # A consumer that stops early leaves the helper to finish and its page unused.
-            ahead = _Prefetch(fetch, page.next_token) if page.next_token else None
-            if delimiter:
-                merged: list[tuple[str, ObjectInfo | str]] = [(o.key, o) for o in page.objects]
-                merged += [(p, p) for p in page.common_prefixes]
-                merged.sort(key=lambda item: item[0].encode("utf-8"))
-                for _, item in merged:
-                    yield item
-            else:
-                yield from page.objects
-            if ahead is None:
-                return
-            page = ahead.result()
+        ahead = _PageChain(fetch, page.next_token) if page.next_token else None
+        try:
+            while True:
+                if delimiter:
+                    merged: list[tuple[str, ObjectInfo | str]] = [(o.key, o) for o in page.objects]
+                    merged += [(p, p) for p in page.common_prefixes]
+                    merged.sort(key=lambda item: item[0].encode("utf-8"))
+                    for _, item in merged:
+                        yield item
+                else:
+                    yield from page.objects
+                if ahead is None or not page.next_token:
+                    return
+                page = ahead.next()
+        finally:
+            # A consumer that stops early (or fails) stops the helper; its pages go unused.
+            if ahead is not None:
+                ahead.close()
 
     def _list_page(self, bucket: str, query: list[tuple[str, str]]) -> s3xml.ListPage:
         with self.send("GET", bucket, None, query=query) as resp:
@@ -1023,6 +1029,7 @@ class S3Client:
             token = s3xml._text(root, f"{ns}ContinuationToken") or None
             if token is None:
                 return out
+
     # ================================================================== object API (issue 10)
     # Conditional reads and writes, copy, multipart copy and presigned URLs for
     # pos3lite.objects and pos3lite.lock. Spec: S3 API Reference "GetObject", "PutObject",
@@ -1211,29 +1218,51 @@ def _object_info(
     )
 
 
-class _Prefetch:
-    """Runs ``fetch(token)`` on a daemon thread; :meth:`result` returns it or raises."""
+#: Listing pages fetched ahead of the consumer (1,000 keys each: a few MiB at most).
+PREFETCH_PAGES = 4
+
+
+class _PageChain:
+    """Fetches the pages after ``token`` one after another on a daemon thread, each as soon
+    as the previous one's continuation token is known, keeping at most
+    :data:`PREFETCH_PAGES` parsed pages queued. :meth:`next` returns them in order and
+    raises the error that ended the chain; :meth:`close` stops the thread."""
 
     def __init__(self, fetch: Callable[[str | None], s3xml.ListPage], token: str) -> None:
-        self._done = threading.Event()
-        self._value = s3xml.ListPage((), (), None)
-        self._error: BaseException | None = None
+        self._queue: queue.Queue[s3xml.ListPage | BaseException] = queue.Queue(PREFETCH_PAGES)
+        self._stop = threading.Event()
+
+        def offer(item: s3xml.ListPage | BaseException) -> bool:
+            while not self._stop.is_set():
+                try:
+                    self._queue.put(item, timeout=0.2)
+                    return True
+                except queue.Full:
+                    continue
+            return False
 
         def run() -> None:
-            try:
-                self._value = fetch(token)
-            except BaseException as exc:
-                self._error = exc
-            finally:
-                self._done.set()
+            next_token: str | None = token
+            while next_token and not self._stop.is_set():
+                try:
+                    page = fetch(next_token)
+                except BaseException as exc:
+                    offer(exc)
+                    return
+                if not offer(page):
+                    return
+                next_token = page.next_token
 
         threading.Thread(target=run, name="pos3lite-list-prefetch", daemon=True).start()
 
-    def result(self) -> s3xml.ListPage:
-        self._done.wait()
-        if self._error is not None:
-            raise self._error
-        return self._value
+    def next(self) -> s3xml.ListPage:
+        item = self._queue.get()
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def close(self) -> None:
+        self._stop.set()
 
 
 def _unverified(url: str, why: str) -> None:

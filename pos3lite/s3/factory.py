@@ -7,6 +7,7 @@ profile's endpoint, region, addressing style, credentials (or anonymous access) 
 
 from __future__ import annotations
 
+import threading
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -14,7 +15,7 @@ if TYPE_CHECKING:
     from ..transport.base import Transport
     from .client import S3Client
 
-__all__ = ["client_for_profile"]
+__all__ = ["ClientCache", "client_for_profile"]
 
 
 def client_for_profile(
@@ -44,3 +45,64 @@ def client_for_profile(
         payload_signing=payload_signing,
         verify_etag=profile.verify_etag if profile else "auto",
     )
+
+
+class ClientCache:
+    """One :class:`S3Client` per profile over one lazily built, shared connection pool:
+    what a mirror and an object-API client hold. Thread-safe.
+
+    Args:
+        max_connections: connections kept per host by the pool.
+        timeout: ``(connect, read)`` timeouts in seconds.
+        max_attempts: attempts per request (first try included).
+        payload_signing: the clients' ``payload_signing`` mode.
+        transport: a transport to use instead of building a urllib3 pool (tests, custom
+            transports); it is closed by :meth:`close` like the built one.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_connections: int,
+        timeout: tuple[float, float],
+        max_attempts: int,
+        payload_signing: str = "auto",
+        transport: Transport | None = None,
+    ) -> None:
+        self._max_connections = max_connections
+        self._timeout = timeout
+        self._max_attempts = max_attempts
+        self._payload_signing = payload_signing
+        self._transport = transport
+        self._clients: dict[Profile | None, S3Client] = {}
+        self._lock = threading.Lock()
+
+    def get(self, profile: Profile | None) -> S3Client:
+        """The client for ``profile``, built on first use (see :func:`client_for_profile`
+        for the errors raised)."""
+        with self._lock:
+            found = self._clients.get(profile)
+            if found is not None:
+                return found
+            if self._transport is None:
+                from ..transport.urllib3 import Urllib3Transport
+
+                self._transport = Urllib3Transport(
+                    max_connections=self._max_connections, timeout=self._timeout
+                )
+            made = client_for_profile(
+                self._transport,
+                profile,
+                max_attempts=self._max_attempts,
+                payload_signing=self._payload_signing,
+            )
+            self._clients[profile] = made
+            return made
+
+    def close(self) -> None:
+        """Close the connection pool (idempotent); clients built afterwards get a new one."""
+        with self._lock:
+            transport, self._transport = self._transport, None
+            self._clients = {}
+        if transport is not None:
+            transport.close()

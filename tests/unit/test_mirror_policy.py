@@ -5,12 +5,14 @@ from __future__ import annotations
 import pytest
 
 from pos3lite.mirror.policy import (
+    FULL_LISTING_EVERY,
     Ending,
     Phase,
     classify,
     deletes_in,
     exit_plan,
     handles_sigterm,
+    lists_in_full,
 )
 
 
@@ -78,3 +80,36 @@ SIGTERM = [
 @pytest.mark.parametrize(("wanted", "main", "default", "want"), SIGTERM)
 def test_handles_sigterm(wanted: bool, main: bool, default: bool, want: bool) -> None:
     assert handles_sigterm(wanted=wanted, main_thread=main, default_handler=default) is want
+
+
+LISTING = [
+    # phase, passes since the last full listing (None: never), previous pass failed, full
+    ("final-always", Phase.FINAL, 0, False, True),
+    ("final-never-listed", Phase.FINAL, None, False, True),
+    ("tick-first", Phase.TICK, None, False, True),
+    ("tick-after-listing", Phase.TICK, 0, False, False),
+    ("tick-ninth-incremental", Phase.TICK, FULL_LISTING_EVERY - 2, False, False),
+    ("tick-tenth", Phase.TICK, FULL_LISTING_EVERY - 1, False, True),
+    ("tick-after-error", Phase.TICK, 0, True, True),
+    ("flush-listed", Phase.FLUSH, 0, False, False),
+    ("flush-many-passes", Phase.FLUSH, 50, False, False),
+    ("flush-never-listed", Phase.FLUSH, None, False, True),
+    ("flush-after-error", Phase.FLUSH, 3, True, True),
+]
+
+
+@pytest.mark.parametrize(
+    ("phase", "since", "failed", "want"), [r[1:] for r in LISTING], ids=[r[0] for r in LISTING]
+)
+def test_lists_in_full(phase: Phase, since: int | None, failed: bool, want: bool) -> None:
+    assert lists_in_full(phase, passes_since_listing=since, failed=failed) is want
+
+
+def test_every_tenth_tick_lists_in_full() -> None:
+    since: int | None = None
+    full = []
+    for _ in range(25):
+        f = lists_in_full(Phase.TICK, passes_since_listing=since, failed=False)
+        full.append(f)
+        since = 0 if f else (since or 0) + 1
+    assert [i for i, f in enumerate(full) if f] == [0, 10, 20]

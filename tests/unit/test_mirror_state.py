@@ -80,3 +80,21 @@ def test_a_process_killed_mid_write_leaves_a_readable_state(tmp_path: Path) -> N
     got = SyncState(tmp_path).load("r")
     assert "before" in got
     assert (len(got) - 1) % 1000 == 0 and len(got) > 1
+
+
+def test_iter_stamps_streams_records_in_utf8_byte_order_page_by_page(tmp_path: Path) -> None:
+    st = SyncState(tmp_path)
+    reg = registration_name("_", "s3://b/p", tmp_path / "a")
+    other = registration_name("_", "s3://b/q", tmp_path / "a")
+    keys = ["", "z", "a/b", "a.b", "\u00e9", "a0", "a/"]
+    st.update(reg, [(k, Synced((i, i, i, i), None, i, 0.0)) for i, k in enumerate(keys)])
+    st.update(other, [("m", REC)])
+    want = sorted(keys, key=lambda k: k.encode())
+    for page in (1, 2, 3, 100):
+        got = list(st.iter_stamps(reg, page=page))
+        assert [r[0] for r in got] == [k.encode() for k in want]
+        assert got == sorted((k.encode(), i, i, i, i) for i, k in enumerate(keys))
+    assert list(st.iter_stamps("unknown")) == []
+    st.close()
+    assert list(SyncState(tmp_path / "cache").iter_stamps(reg)) == []
+    assert not (tmp_path / "cache").exists()

@@ -286,6 +286,81 @@ def test_peek_continuation_token(body: bytes, token: str | None) -> None:
     assert s3xml.peek_continuation_token(body) == token
 
 
+def _numbered_pages(seen: list[int], pages: int):  # type: ignore[no-untyped-def]
+    from urllib.parse import parse_qs, urlsplit
+
+    def handler(r: Request) -> Response:
+        token = parse_qs(urlsplit(r.url).query).get("continuation-token", ["p0"])[0]
+        n = int(token[1:])
+        seen.append(n)
+        nxt = f"p{n + 1}" if n + 1 < pages else None
+        return ok(page([f"k{n:03d}"], nxt))
+
+    return handler
+
+
+def test_the_listing_chain_runs_ahead_of_a_slow_consumer_and_stays_bounded() -> None:
+    # The next request must not wait for the consumer to finish a page (a slow consumer
+    # used to stall the chain one page at a time), and no more than PREFETCH_PAGES parsed
+    # pages are held (plus the one waiting to be queued).
+    import time
+
+    from pos3lite.s3 import client as client_mod
+
+    seen: list[int] = []
+    client, _ = make(_numbered_pages(seen, 20))
+    it = client.list_objects("b")
+    first = next(it)
+    assert not isinstance(first, str) and first.key == "k000"
+    deadline = time.monotonic() + 10
+    while len(seen) < 1 + client_mod.PREFETCH_PAGES and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.3)
+    assert client_mod.PREFETCH_PAGES >= 3
+    assert 1 + client_mod.PREFETCH_PAGES <= len(seen) <= 2 + client_mod.PREFETCH_PAGES
+    rest = [o.key for o in it if not isinstance(o, str)]
+    assert rest == [f"k{n:03d}" for n in range(1, 20)]
+    assert seen == list(range(20))
+
+
+def test_a_consumer_that_stops_early_stops_the_listing_thread() -> None:
+    import threading
+    import time
+
+    seen: list[int] = []
+    client, _ = make(_numbered_pages(seen, 1000))
+    it = client.list_objects("b")
+    next(it)
+    it.close()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and any(
+        t.name == "pos3lite-list-prefetch" for t in threading.enumerate()
+    ):
+        time.sleep(0.05)
+    assert not any(t.name == "pos3lite-list-prefetch" for t in threading.enumerate())
+    assert len(seen) < 20
+
+
+def test_an_error_on_a_later_page_is_raised_after_the_earlier_pages() -> None:
+    from pos3lite.errors import S3Error
+
+    seen: list[int] = []
+    good = _numbered_pages(seen, 10)
+
+    def handler(r: Request) -> Response:
+        if "continuation-token=p3" in r.url:
+            return ok(b"<Error><Code>AccessDenied</Code></Error>", status=403)
+        return good(r)
+
+    client, _ = make(handler)
+    got: list[str] = []
+    with pytest.raises(S3Error):
+        for o in client.list_objects("b"):
+            assert not isinstance(o, str)
+            got.append(o.key)
+    assert got == ["k000", "k001", "k002"]
+
+
 def test_the_next_page_is_prefetched_with_the_pages_token() -> None:
     # The token sits after the contents: the quick peek must still find it, and the
     # prefetched request carries exactly the token the parser reads.

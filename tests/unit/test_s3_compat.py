@@ -185,6 +185,25 @@ def test_keys_xml_cannot_carry_are_deleted_singly_and_the_batch_still_runs() -> 
 
 
 @pytest.mark.parametrize(
+    ("text", "carried"),
+    [
+        ("plain/key.txt", True),
+        ("tab\tlf\ncr\r del\x7f", True),  # ASCII Chars a printable-only test would refuse
+        ("ctl\x01.txt", False),
+        ("nul\x00", False),
+        ("caf\u00e9/\U0001f600", True),
+        ("lone\ud800surrogate", False),
+        ("non\ufffechar", False),
+        ("\u00e9\x1f", False),  # a control after a non-ASCII character
+    ],
+)
+def test_xml_can_carry_follows_the_xml_char_production(text: str, carried: bool) -> None:
+    from pos3lite.s3.xml import xml_can_carry
+
+    assert xml_can_carry(text) is carried
+
+
+@pytest.mark.parametrize(
     ("status", "body"),
     [
         (501, b"<Error><Code>NotImplemented</Code></Error>"),  # localbucket, GCS XML API
