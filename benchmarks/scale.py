@@ -3,7 +3,11 @@
 Usage (from the repository, in the project's venv)::
 
     python benchmarks/scale.py [--sizes 100k,1M,5M] [--runs 1]
-                               [--scenarios ls,plan_download,stream]
+                               [--scenarios ls,plan_download,stream,noop]
+
+To compare with an older revision, check it out in a git worktree with its own venv
+(``pip install -e .``), copy this file into it and run it there, right before or after
+this one.
 
 A synthetic ListObjectsV2 server (this file with ``--serve``, its own process on
 127.0.0.1) answers for bucket ``bench`` with N objects under ``data/`` (1,000 keys per
@@ -18,6 +22,12 @@ measures the pos3lite that interpreter imports, through the public API only:
 * ``stream_split``  the same with ``list_entries_split`` (one listing per ``data/dNNNNN/``
   folder, 8 at once); with ``--wan-ms 20`` (every response 20 ms late, through
   ``wan_proxy.py``) this shows what concurrent listing buys under latency;
+* ``noop``          a no-op resync: ``pos3lite.download("s3://bench/data/", local=<tree>)``
+  where ``<tree>`` already holds the N files with the sizes and mtimes the server lists
+  (sparse files, created once per size under the scratch folder) and the sync state
+  already records them (one unmeasured seeding ``download`` first, which adopts every
+  file). The server answers every object GET with 501, so a run that transferred anything
+  would fail: a measured run lists, walks the tree, reads the state and plans nothing;
 * ``baseline``      import, open and close a mirror, list nothing: subtracted from the
   others' CPU before dividing by N.
 
@@ -77,6 +87,12 @@ client = S3Client(Urllib3Transport(), region="us-east-1",
 with ThreadPoolExecutor(2) as pool:
     n = sum(1 for _ in list_entries(client, "bench", "data/", executor=pool, etag=False))
 print(n)
+""",
+    "noop": """
+import sys, pos3lite
+with pos3lite.mirror(show_progress=False):
+    pos3lite.download("s3://bench/data/", local=sys.argv[1])
+print(sys.argv[2])  # reached only if nothing was transferred (object GETs fail)
 """,
 }
 # The same streamed listing, split on "/" and 8 sub-prefixes listed at once.
@@ -181,6 +197,24 @@ def serve(n: int) -> None:
     server.serve_forever()
 
 
+def make_tree(root: Path, n: int) -> None:
+    """The N files the server lists, as sparse files with its sizes and LastModified."""
+    from datetime import datetime
+
+    stamp = datetime.fromisoformat(LAST_MODIFIED.replace("Z", "+00:00")).timestamp()
+    for folder in range(-(-n // PER_FOLDER)):
+        d = root / f"d{folder:05d}"
+        d.mkdir(parents=True)
+        for i in range(folder * PER_FOLDER, min(n, (folder + 1) * PER_FOLDER)):
+            path = d / f"f{i:08d}.bin"
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            try:
+                os.ftruncate(fd, 1024 + i % 1000)
+                os.utime(fd, (stamp, stamp))
+            finally:
+                os.close(fd)
+
+
 def parse_count(text: str) -> int:
     text = text.strip().lower()
     mult = {"k": 1_000, "m": 1_000_000}.get(text[-1:], 1)
@@ -269,10 +303,15 @@ def main() -> None:
                 for sc in scenarios:
                     runs = []
                     for _ in range(args.runs):
-                        local = scratch / "empty"
-                        shutil.rmtree(local, ignore_errors=True)
-                        local.mkdir()
-                        runs.append(measure([sys.executable, "-c", DRIVERS[sc], str(local)], env))
+                        local = scratch / (f"tree-{n}" if sc == "noop" else "empty")
+                        cmd = [sys.executable, "-c", DRIVERS[sc], str(local), str(n)]
+                        if sc != "noop":
+                            shutil.rmtree(local, ignore_errors=True)
+                            local.mkdir()
+                        elif not local.exists():
+                            make_tree(local, n)
+                            measure(cmd, env)  # seeds the sync state (unmeasured)
+                        runs.append(measure(cmd, env))
                         if sc != "baseline" and int(runs[-1][3] or 0) != n:
                             raise SystemExit(f"{sc} saw {runs[-1][3]} objects, not {n}")
                     wall = statistics.median(r[0] for r in runs)
@@ -290,6 +329,7 @@ def main() -> None:
                         flush=True,
                     )
             finally:
+                shutil.rmtree(scratch / f"tree-{n}", ignore_errors=True)
                 if proxy is not None:
                     proxy.terminate()
                     proxy.wait(timeout=10)

@@ -26,7 +26,14 @@ from collections.abc import Iterable
 
 from .errors import KeyConflictError, UnsafeKeyError
 
-__all__ = ["NAME_MAX", "check_relative_key", "collisions", "conflict_errors", "fold"]
+__all__ = [
+    "NAME_MAX",
+    "CollisionSieve",
+    "check_relative_key",
+    "collisions",
+    "conflict_errors",
+    "fold",
+]
 
 #: The longest file name (one path segment), in bytes, on the supported platforms.
 NAME_MAX = 255
@@ -104,6 +111,37 @@ def collisions(keys: Iterable[str]) -> list[tuple[str, str]]:
             a, b = sorted((other, key))
             pairs.add((a, b))
     return sorted(pairs)
+
+
+class CollisionSieve:
+    """A one-pass, compact screen for :func:`collisions` over a stream of keys too large to
+    hold: each key's folded name is kept only as a 64-bit hash, in 256 ``array`` buckets
+    (8 bytes per key). :meth:`suspect` is False when no two keys seen fold to one name, so
+    :func:`collisions` would return ``[]``; True means *maybe* (two keys share a folded
+    name, a key and its own directory form ``x``/``x/`` were both seen, or two hashes
+    met by chance): the caller then runs the exact :func:`collisions` over the keys.
+
+    Each key must be added once (a merge of two listings gives each key once).
+    """
+
+    __slots__ = ("_buckets",)
+
+    def __init__(self) -> None:
+        from array import array
+
+        self._buckets = [array("q") for _ in range(256)]
+
+    def add(self, key: str) -> None:
+        """Screen one key (a directory key's trailing ``/`` is dropped, as in :func:`fold`)."""
+        if key.isascii():
+            h = hash(key.lower()[:-1] if key[-1:] == "/" else key.lower())
+        else:
+            h = hash(fold(key))
+        self._buckets[h & 255].append(h)
+
+    def suspect(self) -> bool:
+        """True when two keys added may fold to one name (see the class docstring)."""
+        return any(len(set(b)) != len(b) for b in self._buckets)
 
 
 def conflict_errors(pairs: Iterable[tuple[str, str]]) -> list[KeyConflictError]:

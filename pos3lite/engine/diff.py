@@ -37,9 +37,11 @@ returned :class:`Plan` holds only the actions.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
+from pos3lite.engine.compact import KeyList
 from pos3lite.engine.compare import Compare
 from pos3lite.engine.filters import Filter
 from pos3lite.engine.model import Action, Entry, Plan, Reason, Synced
@@ -75,6 +77,10 @@ def plan(
     base: Mapping[str, Synced] | None = None,
     direction: Direction | None = None,
     two_way: bool = False,
+    base_records: Iterable[tuple[bytes, Synced]] | None = None,
+    deletes_need_base: bool = False,
+    observe: Callable[[str], object] | None = None,
+    keys_only: bool = False,
 ) -> Plan:
     """Plan the copies and deletes that make dst equal to src.
 
@@ -92,6 +98,19 @@ def plan(
         direction: which side is local; required with ``base``.
         two_way: the download phase of a sync (three-way rules; local-only files and
             folders are kept, never deleted, unless the base says they were in sync).
+        base_records: the sync state as a stream instead of ``base``: ``(sort_key(key),
+            record)`` pairs in :func:`sort_key` order (the state database's key order),
+            merged with both listings in the same pass, so no mapping of every record is
+            held (needs ``direction``; ``base`` must then be ``None``). Records for keys in
+            neither listing are passed over.
+        deletes_need_base: plan a delete only for a key the base records (an empty source
+            may only remove what was last in sync with it).
+        observe: called once with every key of either listing (before the exclude filter),
+            in order; the caller's collision sieve (see :mod:`pos3lite.keys`).
+        keys_only: keep only the file keys of the copies and deletes, compactly, in
+            ``Plan.copy_keys`` and ``Plan.delete_keys`` (no Action is kept; directory
+            actions, ``adopted`` and ``kept`` are dropped): what a dry-run listing needs,
+            at about ``len(key) + 4`` bytes per planned file.
 
     Returns:
         The :class:`Plan`. An empty src with ``delete=True`` deletes everything in dst that is
@@ -102,15 +121,24 @@ def plan(
             names the side and both keys); or, as ``ConfigError``, an invalid exclude pattern.
     """
     filt = exclude if isinstance(exclude, Filter) else Filter(exclude)
-    if base is not None and direction is None:
+    if (base is not None or base_records is not None) and direction is None:
         raise ValueError("plan(base=...) needs a direction")
+    if base is not None and base_records is not None:
+        raise ValueError("plan() takes base or base_records, not both")
     state = _Planner(
-        compare=compare, delete=delete, base=base, direction=direction, two_way=two_way
+        compare=compare,
+        delete=delete,
+        direction=direction,
+        two_way=two_way,
+        deletes_need_base=deletes_need_base,
+        keys_only=keys_only,
     )
     stack: list[_Pending] = []
-    for key, kb, s, d in _merge(src, dst):
+    for key, kb, s, d, b in _merge(src, dst, base, base_records):
         while stack and stack[-1].end <= kb:
             state.close(stack.pop())
+        if observe is not None:
+            observe(key)
         excluded = bool(filt) and filt.excluded(key)
         for pending in stack:
             if kb.startswith(pending.under):
@@ -127,9 +155,9 @@ def plan(
             else:
                 # Everything under "a/" sorts right after it, before "a0": the decision
                 # is made when the merge leaves the subtree.
-                stack.append(_Pending(key, s, d, end=kb[:-1] + _AFTER_SLASH, under=kb))
+                stack.append(_Pending(key, s, d, b, end=kb[:-1] + _AFTER_SLASH, under=kb))
         else:
-            stack.append(_Pending(key, s, d, end=kb + _AFTER_SLASH, under=kb + b"/"))
+            stack.append(_Pending(key, s, d, b, end=kb + _AFTER_SLASH, under=kb + b"/"))
     while stack:
         state.close(stack.pop())
     return state.build()
@@ -142,6 +170,7 @@ class _Pending:
     key: str
     src: Entry | None
     dst: Entry | None
+    base: Synced | None  # the sync state's record of the key, if any
     end: bytes  # first sort key past the window in which later keys affect this one
     under: bytes  # sort-key prefix of the keys "under" this one (K + "/" or the dir key)
     src_under: bool = False
@@ -157,19 +186,21 @@ class _Planner:
         *,
         compare: Compare,
         delete: bool,
-        base: Mapping[str, Synced] | None = None,
         direction: Direction | None = None,
         two_way: bool = False,
+        deletes_need_base: bool = False,
+        keys_only: bool = False,
     ) -> None:
         self.compare = compare
         self.delete = delete
-        self.base = base
+        self.deletes_need_base = deletes_need_base
         self.direction = direction
         self.two_way = two_way and direction is Direction.DOWN
-        self.adopted: list[Action] = []
-        self.kept: list[Action] = []
-        self.copies: list[Action] = []
-        self.deletes: list[Action] = []
+        self.keys_only = keys_only
+        self.adopted: _Sink = _Drop() if keys_only else []
+        self.kept: _Sink = _Drop() if keys_only else []
+        self.copies: _Sink = _FileKeys() if keys_only else []
+        self.deletes: _Sink = _FileKeys() if keys_only else []
         self.conflicts: list[str] = []
         self.fallbacks: list[str] = []
         self.unchanged = 0
@@ -189,7 +220,7 @@ class _Planner:
         elif p.src_under or p.dst_excluded_under or self.two_way:
             # only in dst, but still needed (a two-way sync never deletes local folders)
             self.unchanged += 1
-        elif self.delete:
+        elif self.delete and (p.base is not None or not self.deletes_need_base):
             self.deletes.append(Action(p.key, Reason.EXTRA, None, p.dst))
 
     def _close_file(self, p: _Pending) -> None:
@@ -197,7 +228,7 @@ class _Planner:
         if (s is not None and (p.src_under or p.dst_under)) or (d is not None and p.src_under):
             self.conflicts.append(p.key)
         elif self.direction is not None:
-            self._decide(p.key, s, d)
+            self._decide(p.key, s, d, p.base)
         elif s is not None and d is not None:
             if self.compare.falls_back(s, d):
                 self.fallbacks.append(p.key)
@@ -208,12 +239,11 @@ class _Planner:
                 self.copies.append(Action(p.key, reason, s, d))
         elif s is not None:
             self.copies.append(Action(p.key, Reason.MISSING, s, None))
-        elif self.delete:
+        elif self.delete and (p.base is not None or not self.deletes_need_base):
             self.deletes.append(Action(p.key, Reason.EXTRA, None, d))
 
-    def _decide(self, key: str, s: Entry | None, d: Entry | None) -> None:
+    def _decide(self, key: str, s: Entry | None, d: Entry | None, b: Synced | None) -> None:
         assert self.direction is not None
-        b = self.base.get(key) if self.base else None
         if s is not None and d is not None and b is not None:
             # Fast path for the common case (a no-op resync of a large tree): the local stamp
             # and the object's ETag and size are what the base recorded, so decide() would
@@ -247,7 +277,8 @@ class _Planner:
             self.unchanged += 1
             self.kept.append(Action(key, Reason.KEPT, s, d))
         elif what is Decision.DELETE:
-            self.deletes.append(Action(key, Reason.EXTRA, None, d))
+            if b is not None or not self.deletes_need_base:
+                self.deletes.append(Action(key, Reason.EXTRA, None, d))
         else:
             assert s is not None
             if what is Decision.COPY_KEEP_DST and d is not None:
@@ -261,6 +292,16 @@ class _Planner:
             self.copies.append(Action(key, reason, s, d))
 
     def build(self) -> Plan:
+        if isinstance(self.copies, _FileKeys) and isinstance(self.deletes, _FileKeys):
+            return Plan(
+                conflicts=tuple(sorted(self.conflicts, key=sort_key)),
+                fallbacks=tuple(sorted(self.fallbacks, key=sort_key)),
+                unchanged=self.unchanged,
+                copy_keys=_in_order(self.copies.keys, set()),
+                delete_keys=_in_order(self.deletes.keys, set(self.conflicts)),
+            )
+        assert isinstance(self.copies, list) and isinstance(self.deletes, list)
+        assert isinstance(self.adopted, list) and isinstance(self.kept, list)
         blocked = set(self.conflicts)
         deletes = [a for a in self.deletes if not _has_ancestor_in(a.key, blocked)]
         by_key = _action_sort_key
@@ -273,6 +314,39 @@ class _Planner:
             adopted=tuple(sorted(self.adopted, key=by_key)),
             kept=tuple(sorted(self.kept, key=by_key)),
         )
+
+
+class _Sink(Protocol):
+    def append(self, action: Action, /) -> None: ...
+
+
+class _Drop:
+    __slots__ = ()
+
+    def append(self, action: Action, /) -> None:
+        pass
+
+
+class _FileKeys:
+    """Keeps the file keys of the actions appended (keys_only plans)."""
+
+    __slots__ = ("keys",)
+
+    def __init__(self) -> None:
+        self.keys = KeyList()
+
+    def append(self, action: Action, /) -> None:
+        if not action.key.endswith("/"):
+            self.keys.append(action.key)
+
+
+def _in_order(keys: KeyList, blocked: set[str]) -> KeyList:
+    """``keys`` in sort_key order without those under a ``blocked`` key (a copy only when
+    the merge closed keys out of order or something is blocked: both rare)."""
+    if keys.in_order and not blocked:
+        return keys
+    kept = [k for k in keys if not _has_ancestor_in(k, blocked)]
+    return KeyList(sorted(kept, key=sort_key))
 
 
 def _action_sort_key(action: Action) -> bytes:
@@ -323,25 +397,48 @@ class _Cursor:
 
 
 def _merge(
-    src: Iterable[Entry], dst: Iterable[Entry]
-) -> Iterator[tuple[str, bytes, Entry | None, Entry | None]]:
-    """Yield ``(key, sort_key(key), src_entry, dst_entry)`` in order; a side is None if absent."""
+    src: Iterable[Entry],
+    dst: Iterable[Entry],
+    base: Mapping[str, Synced] | None = None,
+    base_records: Iterable[tuple[bytes, Synced]] | None = None,
+) -> Iterator[tuple[str, bytes, Entry | None, Entry | None, Synced | None]]:
+    """Yield ``(key, sort_key(key), src_entry, dst_entry, base_record)`` in order; a side is
+    None if absent. The base is looked up in ``base`` or merged from ``base_records``."""
     s = _Cursor(src, "src")
     d = _Cursor(dst, "dst")
+    lookup = base.get if base else None
+    records = iter(base_records) if base_records is not None else None
+    bkb: bytes | None = None  # sort key of the next unmatched base record
+    brec: Synced | None = None
+    if records is not None:
+        bkb, brec = next(records, (None, None))
     while True:
         se, de = s.entry, d.entry
         if se is None:
             if de is None:
                 return
-            yield de.key, d.kb, None, de
-            d.advance()
+            key, kb, se_, de_ = de.key, d.kb, None, de
         elif de is None or s.kb < d.kb:
-            yield se.key, s.kb, se, None
-            s.advance()
+            key, kb, se_, de_ = se.key, s.kb, se, None
         elif d.kb < s.kb:
-            yield de.key, d.kb, None, de
-            d.advance()
+            key, kb, se_, de_ = de.key, d.kb, None, de
         else:
-            yield se.key, s.kb, se, de
+            key, kb, se_, de_ = se.key, s.kb, se, de
+        b: Synced | None = None
+        if lookup is not None:
+            b = lookup(key)
+        elif bkb is not None:
+            while bkb is not None and bkb < kb:  # records of keys in neither listing
+                prev = bkb
+                bkb, brec = next(records, (None, None))  # type: ignore[arg-type]
+                if bkb is not None and bkb <= prev:
+                    raise ValueError(
+                        f"base records are not sorted by UTF-8 bytes: {prev!r} then {bkb!r}"
+                    )
+            if bkb == kb:
+                b = brec
+        yield key, kb, se_, de_, b
+        if se_ is not None:
             s.advance()
+        if de_ is not None:
             d.advance()

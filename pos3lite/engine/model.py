@@ -12,8 +12,11 @@ Rules:
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import Enum
+
+from pos3lite.engine.compact import KeyList
 
 __all__ = ["Action", "Entry", "Plan", "Reason", "Stamp", "Synced"]
 
@@ -22,7 +25,7 @@ __all__ = ["Action", "Entry", "Plan", "Reason", "Stamp", "Synced"]
 Stamp = tuple[int, int, int, int]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Entry:
     """One file or directory of a listing.
 
@@ -43,6 +46,23 @@ class Entry:
     mtime: float
     etag: str | None = None
     stamp: Stamp | None = field(default=None, compare=False)
+
+    def __init__(
+        self,
+        key: str,
+        size: int,
+        mtime: float,
+        etag: str | None = None,
+        stamp: Stamp | None = None,
+    ) -> None:
+        # The dataclass __init__ of a frozen class sets each field through
+        # object.__setattr__; the slots' own setters cost less than half as much, and a
+        # plan of millions of keys builds two Entries per key.
+        _ENTRY_SET[0](self, key)
+        _ENTRY_SET[1](self, size)
+        _ENTRY_SET[2](self, mtime)
+        _ENTRY_SET[3](self, etag)
+        _ENTRY_SET[4](self, stamp)
 
     @property
     def is_dir(self) -> bool:
@@ -74,7 +94,7 @@ class Reason(Enum):
     """Both sides changed and dst is newer: keep dst, keep the src version aside (two-way)."""
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, init=False)
 class Synced:
     """What was last in sync for one key: the sync state's record (the base of a 3-way sync).
 
@@ -90,8 +110,14 @@ class Synced:
     size: int
     mtime: float
 
+    def __init__(self, local: Stamp, etag: str | None, size: int, mtime: float) -> None:
+        _SYNCED_SET[0](self, local)  # the slots' setters, as in Entry
+        _SYNCED_SET[1](self, etag)
+        _SYNCED_SET[2](self, size)
+        _SYNCED_SET[3](self, mtime)
 
-@dataclass(frozen=True, slots=True)
+
+@dataclass(frozen=True, slots=True, init=False)
 class Action:
     """One copy (src -> dst) or one delete (from dst) for one key.
 
@@ -103,6 +129,21 @@ class Action:
     reason: Reason
     src: Entry | None
     dst: Entry | None
+
+    def __init__(self, key: str, reason: Reason, src: Entry | None, dst: Entry | None) -> None:
+        _ACTION_SET[0](self, key)  # the slots' setters, as in Entry
+        _ACTION_SET[1](self, reason)
+        _ACTION_SET[2](self, src)
+        _ACTION_SET[3](self, dst)
+
+
+def _slot_setters(cls: type, *names: str) -> tuple[Callable[[object, object], None], ...]:
+    return tuple(cls.__dict__[name].__set__ for name in names)
+
+
+_ENTRY_SET = _slot_setters(Entry, "key", "size", "mtime", "etag", "stamp")
+_SYNCED_SET = _slot_setters(Synced, "local", "etag", "size", "mtime")
+_ACTION_SET = _slot_setters(Action, "key", "reason", "src", "dst")
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,6 +173,11 @@ class Plan:
         kept: (two-way only) keys where both sides changed and dst is newer
             (:attr:`Reason.KEPT`): dst stays, the caller keeps the src version aside and
             names it in a warning. Also counted in ``unchanged``.
+        copy_keys: (planned with ``keys_only=True``, see ``diff.plan``) the *file* keys
+            of the copies, in ``sort_key`` order, as a compact :class:`KeyList`; ``copies``,
+            ``adopted`` and ``kept`` are then empty.
+        delete_keys: (``keys_only=True``) the file keys of the deletes, in ``sort_key``
+            order (apply them last to first); ``deletes`` is then empty.
     """
 
     copies: tuple[Action, ...] = ()
@@ -141,8 +187,10 @@ class Plan:
     unchanged: int = 0
     adopted: tuple[Action, ...] = ()
     kept: tuple[Action, ...] = ()
+    copy_keys: KeyList | None = None
+    delete_keys: KeyList | None = None
 
     @property
     def empty(self) -> bool:
         """True when there is nothing to copy or delete (conflicts may still exist)."""
-        return not self.copies and not self.deletes
+        return not (self.copies or self.deletes or self.copy_keys or self.delete_keys)

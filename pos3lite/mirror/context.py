@@ -51,6 +51,7 @@ from typing import TYPE_CHECKING, ParamSpec, TypeVar
 import pos3lite.mirror.policy as policy
 
 from ..engine import diff as engine_diff
+from ..engine.compact import PairList, StrList
 from ..engine.compare import make_compare
 from ..engine.filters import Filter
 from ..engine.model import Action, Entry, Plan, Reason, Stamp, Synced
@@ -65,13 +66,14 @@ from ..errors import (
     RemoteNotFoundError,
     TransferError,
 )
-from ..keys import collisions, conflict_errors
+from ..keys import CollisionSieve, collisions, conflict_errors
 from ..localfs import (
     DEFAULT_CACHE_ROOT,
     Walk,
     default_cache_root,
     ensure_cache_root,
     iter_stamps,
+    iter_walk,
     remove_stale_temps,
     walk,
 )
@@ -89,9 +91,10 @@ from ..transfer import (
 from ..urls import S3URL, check_local_path, is_s3_url, parse_s3_url
 from .md5cache import Md5Cache
 from .registry import Claim, Registry, overlaps
-from .scan import RemoteScan, anchored, scan_remote
+from .scan import RemoteScan, UnsortedListing, anchored, scan_remote
 from .scheduler import Scheduler
 from .state import META_DIR, SyncState, registration_name
+from .streams import BaseView, GrowingFilter, LocalStream, Peek, markers_as_folders
 from .ticks import local_changes
 
 if TYPE_CHECKING:
@@ -129,13 +132,19 @@ R = TypeVar("R")
 class TransferPlan:
     """What a download or upload would do (pos3-compatible).
 
-    ``to_copy`` is a list of ``(source, destination)`` string pairs: an ``s3://bucket/key``
+    ``to_copy`` is a sequence of ``(source, destination)`` string pairs: an ``s3://bucket/key``
     URL and a local path, in transfer direction; ``to_delete`` lists the destination paths or
     URLs that ``delete=True`` would remove. Only files are listed (no folders or markers).
+
+    Both behave as the lists they were in pos3 (``len``, iteration, indexing, ``==`` with a
+    list), but :meth:`plan_download` fills them with compact read-only sequences
+    (:class:`~pos3lite.engine.compact.PairList`, :class:`~pos3lite.engine.compact.StrList`)
+    that make each pair or path when it is read, so a plan of millions of files costs its
+    keys' bytes, not two strings and a tuple per file; ``list(plan.to_copy)`` gives a list.
     """
 
-    to_copy: list[tuple[str, str]]
-    to_delete: list[str]
+    to_copy: Sequence[tuple[str, str]]
+    to_delete: Sequence[str]
 
 
 class State(enum.Enum):
@@ -278,6 +287,15 @@ class _Recorder:
             self.state.update(self.name, puts, forget)
 
 
+def _noting_dirs(entries: Iterable[Entry], dirs: set[str]) -> Iterator[Entry]:
+    """``entries`` passed through, the folder keys (the walk's empty folders) added to
+    ``dirs`` on the way."""
+    for e in entries:
+        if e.key[-1:] == "/":
+            dirs.add(e.key)
+        yield e
+
+
 def _conflict(a: str, b: str) -> bool:
     a, b = a.rstrip("/"), b.rstrip("/")
     return a == b or a.startswith(b + "/") or b.startswith(a + "/")
@@ -327,6 +345,8 @@ class _Mirror:
         # The sync state decides for the default comparison; "size" (pos3's) and "checksum"
         # are explicit choices of a stateless rule and keep it.
         self.use_state = compare == "size_mtime"
+        # Buckets seen listing out of UTF-8 byte order: planned from sorted lists from then on.
+        self._unsorted_buckets: set[str] = set()
 
     # ------------------------------------------------------------------ lifecycle
 
@@ -422,8 +442,10 @@ class _Mirror:
 
     # ------------------------------------------------------------------ scanning
 
-    def _scan_remote(self, client: S3Client, url: S3URL, exclude: Sequence[str] = ()) -> RemoteScan:
-        return scan_remote(client, url, exclude)
+    def _scan_remote(
+        self, client: S3Client, url: S3URL, exclude: Sequence[str] = (), *, stream: bool = False
+    ) -> RemoteScan:
+        return scan_remote(client, url, exclude, stream=stream)
 
     def _with_md5(self, entries: list[Entry], root: Path) -> list[Entry]:
         """Local entries with their MD5 filled in (checksum comparison): from the MD5 cache
@@ -449,10 +471,11 @@ class _Mirror:
         exclude: Sequence[str],
         protected: Sequence[str] = (),
         what: str,
-        base: dict[str, Synced] | None = None,
+        base: dict[str, Synced] | BaseView | None = None,
         two_way: bool = False,
         remote_src: bool = False,
         failures: list[Pos3liteError] | None = None,
+        keys_only: bool = False,
     ) -> Plan:
         # A 0-byte object "x" where the local side has the folder "x/" is that folder's
         # marker as servers that store "x/" as a file (rclone) list it.
@@ -495,27 +518,77 @@ class _Mirror:
             compare=make_compare(self.compare, exact_mtime=exact_mtime),
             delete=delete,
             exclude=Filter(patterns),
-            base=base,
+            base=None if isinstance(base, BaseView) else base,
+            base_records=base.records() if isinstance(base, BaseView) else None,
             direction=None if base is None else (Direction.DOWN if exact_mtime else Direction.UP),
             two_way=two_way,
+            deletes_need_base=only_in_sync,
+            keys_only=keys_only,
         )
-        if only_in_sync and base is not None:
-            kept = tuple(a for a in plan.deletes if a.key in base)
-            plan = Plan(
-                plan.copies,
-                kept,
-                plan.conflicts,
-                plan.fallbacks,
-                plan.unchanged,
-                plan.adopted,
-                plan.kept,
-            )
+        self._log_fallbacks(plan, what)
+        return plan
+
+    def _log_fallbacks(self, plan: Plan, what: str) -> None:
         if plan.fallbacks:
             logger.info(
                 "%s: %d object(s) have multipart ETags; compared by size and mtime instead",
                 what,
                 len(plan.fallbacks),
             )
+
+    def _plan_streamed(
+        self,
+        remote: Iterable[Entry],
+        local: Iterable[Entry],
+        *,
+        exact_mtime: bool,
+        delete: bool,
+        exclude: Sequence[str],
+        skipped: list[str],
+        what: str,
+        base: dict[str, Synced] | BaseView | None = None,
+        two_way: bool = False,
+        remote_src: bool = False,
+        keys_only: bool = False,
+    ) -> Plan | None:
+        """:meth:`_plan` in one pass over streams: the remote listing (sorted; it raises
+        UnsortedListing otherwise), the local walk and the sync state's records are merged
+        as they are read, so memory holds the plan's actions, not the listings.
+
+        ``skipped`` is the walk's list of keys to protect, growing as the walk goes. Returns
+        ``None`` when two keys may collide under case folding or Unicode normalisation
+        (:class:`CollisionSieve`): the caller then plans with :meth:`_plan` from complete
+        lists, which names the colliding pairs and protects them."""
+        loc = LocalStream(local)
+        rem = Peek(markers_as_folders(remote, loc))
+        src, dst = (rem, loc) if remote_src else (loc, rem)
+        only_in_sync = False
+        if delete and not two_way and src.empty() and not dst.empty():
+            if base:
+                only_in_sync = True  # an empty source only removes what was in sync with it
+            else:
+                logger.warning(
+                    "%s: the source is empty; not deleting anything at the destination", what
+                )
+                delete = False
+        sieve = CollisionSieve()
+        plan = engine_diff.plan(
+            src,
+            dst,
+            compare=make_compare(self.compare, exact_mtime=exact_mtime),
+            delete=delete,
+            exclude=GrowingFilter(list(exclude), skipped),
+            base=None if isinstance(base, BaseView) else base,
+            base_records=base.records() if isinstance(base, BaseView) else None,
+            direction=None if base is None else (Direction.DOWN if exact_mtime else Direction.UP),
+            two_way=two_way,
+            deletes_need_base=only_in_sync,
+            observe=sieve.add,
+            keys_only=keys_only,
+        )
+        if sieve.suspect():
+            return None
+        self._log_fallbacks(plan, what)
         return plan
 
     # ------------------------------------------------------------------ registrations
@@ -572,6 +645,10 @@ class _Mirror:
     def _base(self, name: str) -> dict[str, Synced]:
         """The sync state of a registration (empty when states are off for this compare)."""
         return self.state_store.load(name) if self.use_state else {}
+
+    def _base_view(self, name: str) -> BaseView:
+        """The sync state of a registration, read lazily (streamed into the planner)."""
+        return BaseView(self.state_store, name, enabled=self.use_state)
 
     def _recorder(self, name: str, root: Path) -> _Recorder:
         return _Recorder(self.state_store, name, root, enabled=self.use_state)
@@ -649,20 +726,59 @@ class _Mirror:
         delete: bool,
         exclude: Sequence[str],
         what: str,
-        base: dict[str, Synced] | Future[dict[str, Synced]] | None = None,
+        base: dict[str, Synced] | BaseView | Future[dict[str, Synced]] | None = None,
         two_way: bool = False,
+        keys_only: bool = False,
     ) -> tuple[RemoteScan, Walk, Plan | None]:
         """Scan both sides of a download and plan it; the one planner behind
         :meth:`download`, :meth:`sync` and :meth:`plan_download`, so a plan shows exactly
         what a download would do. The plan is ``None`` for an exact object, or when nothing
         is found remotely and nothing local was in sync with it. ``base`` may still be
-        loading (a future), so the sync state is read while the remote side is listed."""
+        loading (a future, resolved once the first listing page is in).
+
+        The listing, the walk and the state are streamed through the engine
+        (:meth:`_plan_streamed`); a store that lists out of UTF-8 byte order, possible key
+        collisions, or checksum comparison (which hashes the local files first) are
+        planned again from complete, sorted lists."""
+        if self.compare != "checksum" and url.bucket not in self._unsorted_buckets:
+            scan = self._scan_remote(client, url, exclude, stream=True)
+            if base is not None and not isinstance(base, (dict, BaseView)):
+                base = base.result()
+            if scan.obj is not None or (not scan.found and not (two_way and base)):
+                return scan, Walk(), None
+            if target.exists() and not target.is_dir():
+                raise ConfigError(
+                    f"local path {str(target)!r} is a file, but {url.normalized()} is a "
+                    "prefix (a folder is expected)"
+                )
+            report = Walk()
+            assert scan.stream is not None
+            try:
+                plan = self._plan_streamed(
+                    scan.stream,
+                    iter_walk(target, follow_dir_links=False, report=report),
+                    exact_mtime=True,
+                    delete=delete,
+                    exclude=exclude,
+                    skipped=report.skipped,
+                    what=what,
+                    base=base,
+                    two_way=two_way,
+                    remote_src=True,
+                    keys_only=keys_only,
+                )
+            except UnsortedListing as exc:
+                logger.debug("%s: listed out of byte order (%s); planning again", what, exc)
+                self._unsorted_buckets.add(url.bucket)
+                plan = None
+            if plan is not None:
+                return scan, report, plan
         # Walk the local side while the remote side is listed (the two are independent).
         walking = (
             self.executor.submit(walk, target, follow_dir_links=False) if target.is_dir() else None
         )
         scan = self._scan_remote(client, url, exclude)
-        if base is not None and not isinstance(base, dict):
+        if base is not None and not isinstance(base, (dict, BaseView)):
             base = base.result()
         if scan.obj is not None or (not scan.found and not (two_way and base)):
             return scan, Walk(), None
@@ -687,6 +803,7 @@ class _Mirror:
             two_way=two_way,
             remote_src=True,
             failures=scan.unsafe,
+            keys_only=keys_only,
         )
         return scan, local, plan
 
@@ -715,8 +832,8 @@ class _Mirror:
         target = reg.local_path
         name = _state_name(reg.url, reg.profile, target)
         with self._transfer_lock(target):
-            # The sync state loads on a worker while the first listing page is requested.
-            loading = self.executor.submit(self._base, name)
+            # Read lazily: streamed into the planner in key order, never loaded whole.
+            base = self._base_view(name)
             rec = self._recorder(name, target)
             scan, local, plan = self._plan_download(
                 client,
@@ -725,10 +842,9 @@ class _Mirror:
                 delete=reg.delete,
                 exclude=reg.exclude,
                 what=f"download {url.normalized()}",
-                base=loading,
+                base=base,
                 two_way=two_way,
             )
-            base = loading.result()
             if scan.obj is not None:
                 self._download_object(client, url, scan.obj, target, rec, base.get(""))
                 return
@@ -1154,7 +1270,7 @@ class _Mirror:
         delete: bool,
         exclude: Sequence[str],
         what: str,
-        base: dict[str, Synced] | None = None,
+        base: dict[str, Synced] | BaseView | None = None,
         follow_symlinks: bool = False,
         folder_markers: bool = True,
         failures: list[Pos3liteError] | None = None,
@@ -1168,6 +1284,29 @@ class _Mirror:
         keys of the empty local folders (for incremental passes)."""
         key_prefix = url.prefix + "/" if url.prefix else ""
         max_key = 1024 - len(key_prefix.encode())  # S3's key limit, prefix included
+        if self.compare != "checksum" and url.bucket not in self._unsorted_buckets:
+            # Streamed as downloads are (see _plan_download); checksum comparison hashes
+            # the local files first and keeps the list-based planner below.
+            streamed = self._plan_upload_streamed(
+                client,
+                url,
+                root,
+                key_prefix=key_prefix,
+                max_key=max_key,
+                delete=delete,
+                exclude=exclude,
+                what=what,
+                base=base,
+                follow_symlinks=follow_symlinks,
+                folder_markers=folder_markers,
+            )
+            if streamed is not None:
+                plan, walked, dirs = streamed
+                if failures is not None:
+                    failures.extend(walked.failures)
+                if empty_dirs is not None:
+                    empty_dirs.update(dirs)
+                return plan
         # Overlaps with the remote listing.
         walking = self.executor.submit(
             walk, root, follow_symlinks=follow_symlinks, max_key_bytes=max_key
@@ -1202,6 +1341,61 @@ class _Mirror:
         if failures is not None:
             failures.extend(twins)
         return plan
+
+    def _plan_upload_streamed(
+        self,
+        client: S3Client,
+        url: S3URL,
+        root: Path,
+        *,
+        key_prefix: str,
+        max_key: int,
+        delete: bool,
+        exclude: Sequence[str],
+        what: str,
+        base: dict[str, Synced] | BaseView | None,
+        follow_symlinks: bool,
+        folder_markers: bool,
+    ) -> tuple[Plan, Walk, set[str]] | None:
+        """:meth:`_plan_upload` in one streamed pass (walk, listing and state merged as they
+        are read): the plan, the walk's report and the keys of the empty local folders;
+        ``None`` when it must be planned from whole lists (a listing out of byte order,
+        possible case-fold twins)."""
+        remote = self._scan_remote(
+            client, S3URL(url.bucket, key_prefix, url.profile), exclude, stream=True
+        )
+        report = Walk()
+        dirs: set[str] = set()
+        assert remote.stream is not None
+        try:
+            plan = self._plan_streamed(
+                remote.stream,
+                _noting_dirs(
+                    iter_walk(
+                        root, follow_symlinks=follow_symlinks, max_key_bytes=max_key, report=report
+                    ),
+                    dirs,
+                ),
+                exact_mtime=False,
+                delete=delete,
+                exclude=exclude,
+                skipped=report.skipped,
+                what=what,
+                base=base,
+            )
+        except UnsortedListing as exc:
+            logger.debug("%s: listed out of byte order (%s); planning again", what, exc)
+            self._unsorted_buckets.add(url.bucket)
+            return None
+        if plan is None:
+            return None
+        if remote.unsafe and plan.deletes:
+            # Keys we refused to read make the remote listing incomplete for deleting.
+            plan = dataclasses.replace(plan, deletes=())
+        if not folder_markers:
+            copies = tuple(a for a in plan.copies if not a.key.endswith("/"))
+            plan = dataclasses.replace(plan, copies=copies)
+        return plan, report, dirs
 
     def _upload_file(self, client: S3Client, url: S3URL, path: Path, rec: _Recorder) -> None:
         """Upload one local file to the URL's key (an upload registered on a file path)."""
@@ -1436,7 +1630,7 @@ class _Mirror:
         url = parse_s3_url(remote)
         p = effective_profile(url.profile, profile, self.default_profile)
         target = self._local_path(url, local, p)
-        base = self._base(_state_name(url.normalized(), p, target))
+        base = self._base_view(_state_name(url.normalized(), p, target))
         scan, _, plan = self._plan_download(
             self.client(p),
             url,
@@ -1445,6 +1639,7 @@ class _Mirror:
             exclude=exclude or (),
             what=f"plan {url.normalized()}",
             base=base,
+            keys_only=True,
         )
         if scan.obj is not None:
             changed, _ = self._object_changed(scan.obj, target, base.get(""))
@@ -1452,15 +1647,16 @@ class _Mirror:
             return TransferPlan(pairs, [])
         if plan is None:
             raise RemoteNotFoundError(url.normalized())
-        copies = [
-            (f"s3://{url.bucket}/{scan.key_prefix}{a.key}", str(target.joinpath(*a.key.split("/"))))
-            for a in plan.copies
-            if not a.key.endswith("/")
-        ]
-        deletes = [
-            str(target.joinpath(*a.key.split("/"))) for a in plan.deletes if not a.key.endswith("/")
-        ]
-        return TransferPlan(copies, deletes)
+        assert plan.copy_keys is not None and plan.delete_keys is not None
+        # Pairs and paths are made when read: a plan of millions of files holds only its
+        # keys (see engine/compact.py). Keys are safe relative paths (checked by the scan
+        # and the walk), so joining them as strings gives what Path.joinpath gave.
+        root = str(target)
+        source = f"s3://{url.bucket}/{scan.key_prefix}"
+        return TransferPlan(
+            PairList(plan.copy_keys, lambda k: (source + k, os.path.join(root, k))),
+            StrList(plan.delete_keys, lambda k: os.path.join(root, k), reverse=True),
+        )
 
     def plan_sync(
         self,
@@ -1480,7 +1676,7 @@ class _Mirror:
         p = effective_profile(url.profile, profile, self.default_profile)
         target = self._local_path(url, local, p)
         client = self.client(p)
-        base = self._base(_state_name(url.normalized(), p, target))
+        base = self._base_view(_state_name(url.normalized(), p, target))
         scan, _, down = self._plan_download(
             client,
             url,
@@ -1554,7 +1750,7 @@ class _Mirror:
             delete=delete,
             exclude=exclude or (),
             what=f"plan {url.normalized()}",
-            base=self._base(_state_name(url.normalized(), p, root)),
+            base=self._base_view(_state_name(url.normalized(), p, root)),
             folder_markers=p.folder_markers if p else True,
         )
         copies = [

@@ -9,8 +9,9 @@ exclude patterns so they are never deleted.
 
 from __future__ import annotations
 
+import itertools
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -23,7 +24,7 @@ from ..urls import S3URL, check_relative_key
 if TYPE_CHECKING:
     from ..s3.client import S3Client
 
-__all__ = ["RemoteScan", "anchored", "scan_remote"]
+__all__ = ["RemoteScan", "UnsortedListing", "anchored", "scan_remote"]
 
 logger = logging.getLogger("pos3lite")
 
@@ -39,6 +40,15 @@ class RemoteScan:
     # normalisation (KeyConflictError): each fails only itself.
     unsafe: list[Pos3liteError] = field(default_factory=list)
     found: bool = False
+    # scan_remote(stream=True): the entries as a one-pass iterator in the server's order
+    # (``entries`` stays empty); it raises UnsortedListing where that order is not UTF-8
+    # byte order, before the offending entry is yielded.
+    stream: Iterator[Entry] | None = None
+
+
+class UnsortedListing(Exception):
+    """A streamed listing was not in UTF-8 byte order (some S3-compatible stores); the
+    caller plans again from a sorted, complete listing."""
 
 
 def anchored(key: str) -> str:
@@ -49,10 +59,17 @@ def anchored(key: str) -> str:
     return "/" + "".join(out)
 
 
-def scan_remote(client: S3Client, url: S3URL, exclude: Sequence[str] = ()) -> RemoteScan:
+def scan_remote(
+    client: S3Client, url: S3URL, exclude: Sequence[str] = (), *, stream: bool = False
+) -> RemoteScan:
     """List what is at ``url``: one exact object (HEAD, for a key not ending in ``/``) or the
     entries under the prefix, sorted by the engine's sort key, unsafe keys refused and
     collected (they make the listing incomplete for deletes) unless ``exclude`` matches them.
+
+    With ``stream=True`` only the first page is read here (``found`` is known); the entries
+    come from ``RemoteScan.stream`` as the pages arrive, nothing is kept, ``unsafe`` fills
+    as the stream is read, and :class:`UnsortedListing` is raised from the stream at the
+    first key out of UTF-8 byte order.
 
     A HEAD denied by a prefix-scoped policy (403 on the bare prefix) lists ``key/`` instead;
     the HEAD's error is raised only if that listing finds nothing."""
@@ -73,7 +90,35 @@ def scan_remote(client: S3Client, url: S3URL, exclude: Sequence[str] = ()) -> Re
             return RemoteScan(key_prefix=key, obj=obj, found=True)
         key += "/"
     scan = RemoteScan(key_prefix=key)
+    items = _entries(client, url, key, exclude, scan, checked=stream)
+    if stream:
+        first = next(items, None)
+        if denied is not None and not scan.found:
+            raise denied
+        scan.stream = itertools.chain([first], items) if first is not None else iter(())
+        return scan
+    scan.entries = list(items)
+    if denied is not None and not scan.found:
+        raise denied
+    # S3 lists in UTF-8 byte order; compatible stores may not. The engine needs it.
+    scan.entries.sort(key=lambda e: engine_diff.sort_key(e.key))
+    return scan
+
+
+def _entries(
+    client: S3Client,
+    url: S3URL,
+    key: str,
+    exclude: Sequence[str],
+    scan: RemoteScan,
+    *,
+    checked: bool = False,
+) -> Iterator[Entry]:
+    """The safe entries under ``key`` in the server's order (``scan.found`` set at the first
+    listed item, refused keys logged and put in ``scan.unsafe``); ``checked``: raise
+    UnsortedListing at the first key not after the one before (UTF-8 byte order)."""
     skip = Filter(list(exclude))
+    prev = b""
     for item in client.list_objects(url.bucket, key):
         assert not isinstance(item, str)
         scan.found = True
@@ -88,10 +133,10 @@ def scan_remote(client: S3Client, url: S3URL, exclude: Sequence[str] = ()) -> Re
             logger.error("refusing key %r under %s: %s", item.key, url.normalized(), exc)
             scan.unsafe.append(UnsafeKeyError(item.key, exc.reason))
             continue
+        if checked:
+            kb = item.key.encode("utf-8", "surrogatepass")
+            if kb <= prev:
+                raise UnsortedListing(f"{prev!r} then {kb!r}")
+            prev = kb
         size = 0 if rel.endswith("/") else item.size
-        scan.entries.append(Entry(rel, size, item.last_modified, item.etag))
-    if denied is not None and not scan.found:
-        raise denied
-    # S3 lists in UTF-8 byte order; compatible stores may not. The engine needs it.
-    scan.entries.sort(key=lambda e: engine_diff.sort_key(e.key))
-    return scan
+        yield Entry(rel, size, item.last_modified, item.etag)

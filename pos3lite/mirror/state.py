@@ -28,7 +28,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from ..engine.model import Synced
 from ..localfs.cache import ensure_cache_root
@@ -183,6 +183,85 @@ class SyncState:
         except (sqlite3.Error, OSError) as exc:
             logger.warning("could not read the sync state %s: %s", self.path, exc)
             return {}
+
+    def records(self, reg: str, *, batch: int = 2000) -> Iterator[tuple[bytes, Synced]]:
+        """Every record of registration ``reg`` as ``(key as UTF-8 bytes, record)``, in key
+        byte order (sqlite's BINARY order of the BLOB key, which is the engine's
+        :func:`~pos3lite.engine.diff.sort_key` order), read ``batch`` rows at a time; the
+        empty key's record (an upload or download of one object) is left out.
+
+        Each batch is one short query (``key > last ORDER BY key LIMIT batch``) under the
+        connection lock, so a long merge never holds the lock or a read transaction open.
+        A read error is logged and ends the stream early (fewer records: the no-state rules
+        apply to the rest, as with :meth:`load`)."""
+        if self._db is None and not self.path.exists():
+            return
+        last = b""  # the record of the empty key (a registration on one object) is not listed
+        while True:
+
+            def run(db: sqlite3.Connection, last: bytes = last) -> list[Any]:
+                rid = self._reg_id(db, reg, create=False)
+                if rid is None:
+                    return []
+                return db.execute(
+                    "SELECT key, lsize, lmtime_ns, lino, lctime_ns, etag, rsize, rmtime "
+                    "FROM entries WHERE reg = ? AND key > ? ORDER BY key LIMIT ?",
+                    (rid, last, batch),
+                ).fetchall()
+
+            try:
+                rows = self._guard(run)
+            except (sqlite3.Error, OSError) as exc:
+                logger.warning("could not read the sync state %s: %s", self.path, exc)
+                return
+            for key, ls, lm, li, lc, etag, rs, rm in rows:
+                yield key, Synced((ls, lm, li, lc), etag, rs, rm)
+            if len(rows) < batch:
+                return
+            last = rows[-1][0]
+
+    def get(self, reg: str, key: str) -> Synced | None:
+        """The record of one key of registration ``reg``, or ``None``."""
+        if self._db is None and not self.path.exists():
+            return None
+
+        def run(db: sqlite3.Connection) -> Synced | None:
+            rid = self._reg_id(db, reg, create=False)
+            if rid is None:
+                return None
+            row = db.execute(
+                "SELECT lsize, lmtime_ns, lino, lctime_ns, etag, rsize, rmtime "
+                "FROM entries WHERE reg = ? AND key = ?",
+                (rid, _kb(key)),
+            ).fetchone()
+            if row is None:
+                return None
+            ls, lm, li, lc, etag, rs, rm = row
+            return Synced((ls, lm, li, lc), etag, rs, rm)
+
+        try:
+            return self._guard(run)
+        except (sqlite3.Error, OSError) as exc:
+            logger.warning("could not read the sync state %s: %s", self.path, exc)
+            return None
+
+    def has_records(self, reg: str) -> bool:
+        """Whether registration ``reg`` has any record."""
+        if self._db is None and not self.path.exists():
+            return False
+
+        def run(db: sqlite3.Connection) -> bool:
+            rid = self._reg_id(db, reg, create=False)
+            if rid is None:
+                return False
+            q = "SELECT 1 FROM entries WHERE reg = ? LIMIT 1"
+            return db.execute(q, (rid,)).fetchone() is not None
+
+        try:
+            return self._guard(run)
+        except (sqlite3.Error, OSError) as exc:
+            logger.warning("could not read the sync state %s: %s", self.path, exc)
+            return False
 
     def iter_stamps(
         self, reg: str, *, page: int = 20_000

@@ -1,0 +1,122 @@
+"""Streamed download planning against a real server (issue 12): the listing, the local walk
+and the sync state go through the engine in one pass; the rare cases that need whole lists
+(a store listing out of byte order, possible case-fold twins) are planned again from them."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import pos3lite
+from pos3lite.s3.client import S3Client
+from tests.integration.conftest import open_mirror, put, tree
+
+pytestmark = pytest.mark.integration
+
+
+def test_store_listing_out_of_byte_order_is_planned_from_a_sorted_listing(
+    bucket: str, oracle: Any, s3_env: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for k in ("data/a.txt", "data/b/c.txt", "data/z.txt"):
+        put(oracle, bucket, k, k.encode())
+    real = S3Client.list_objects
+    calls: list[str] = []
+
+    def backwards(self: S3Client, b: str, prefix: str = "", **kw: Any) -> Iterator[Any]:
+        calls.append(prefix)
+        return iter(list(real(self, b, prefix, **kw))[::-1])
+
+    monkeypatch.setattr(S3Client, "list_objects", backwards)
+    dst = tmp_path / "dst"
+    dst.mkdir()
+    (dst / "stale.txt").write_bytes(b"old")
+    with open_mirror(tmp_path):
+        plan = pos3lite.plan_download(f"s3://{bucket}/data/", local=dst)
+        assert sorted(plan.to_copy) == sorted(
+            (f"s3://{bucket}/data/{k}", str(dst / k)) for k in ("a.txt", "b/c.txt", "z.txt")
+        )
+        assert plan.to_delete == [str(dst / "stale.txt")]
+        pos3lite.download(f"s3://{bucket}/data/", local=dst, delete=True)
+    assert tree(dst) == {"a.txt": b"data/a.txt", "b/c.txt": b"data/b/c.txt", "z.txt": b"data/z.txt"}
+    # The streamed attempt met the disorder, the sorted listing planned it; the mirror then
+    # listed this bucket sorted straight away (3 listings, not 4).
+    assert calls == ["data/"] * 3
+
+
+def test_zero_byte_object_over_an_empty_local_folder_is_that_folder(
+    bucket: str, oracle: Any, s3_env: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Stores that keep folder markers without the "/" (rclone) list "x" with 0 bytes. It is
+    # the empty local folder "x/", even though "x.txt" sorts between "x" and "x/".
+    put(oracle, bucket, "data/x", b"")
+    put(oracle, bucket, "data/x.txt", b"t")
+    real = S3Client.list_objects
+    calls: list[str] = []
+
+    def counted(self: S3Client, b: str, prefix: str = "", **kw: Any) -> Iterator[Any]:
+        calls.append(prefix)
+        return real(self, b, prefix, **kw)
+
+    monkeypatch.setattr(S3Client, "list_objects", counted)
+    dst = tmp_path / "dst"
+    (dst / "x").mkdir(parents=True)
+    with open_mirror(tmp_path):
+        pos3lite.download(f"s3://{bucket}/data/", local=dst, delete=True)
+        plan = pos3lite.plan_download(f"s3://{bucket}/data/", local=dst)
+    assert (dst / "x").is_dir() and (dst / "x.txt").read_bytes() == b"t"
+    assert plan.to_copy == [] and plan.to_delete == []
+    # Decided in the streamed pass: one listing each, no re-planning from whole lists.
+    assert calls == ["data/", "data/"]
+
+
+def test_case_fold_twins_are_named_when_planned_streamed(
+    bucket: str, oracle: Any, s3_env: Any, tmp_path: Path
+) -> None:
+    put(oracle, bucket, "data/Readme.md", b"1")
+    put(oracle, bucket, "data/README.md", b"2")
+    put(oracle, bucket, "data/ok.txt", b"3")
+    dst = tmp_path / "dst"
+    with open_mirror(tmp_path):
+        plan = pos3lite.plan_download(f"s3://{bucket}/data/", local=dst)
+        assert plan.to_copy == [(f"s3://{bucket}/data/ok.txt", str(dst / "ok.txt"))]
+        with pytest.raises(pos3lite.TransferError) as err:
+            pos3lite.download(f"s3://{bucket}/data/", local=dst)
+    assert "README.md" in str(err.value) and "Readme.md" in str(err.value)
+    assert tree(dst) == {"ok.txt": b"3"}
+
+
+@pytest.mark.parametrize("backwards", [False, True])
+def test_upload_plans_stream_and_fall_back_for_out_of_order_listings(
+    backwards: bool,
+    bucket: str,
+    oracle: Any,
+    s3_env: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    put(oracle, bucket, "up/same.txt", b"same")
+    put(oracle, bucket, "up/stale.txt", b"stale")
+    real = S3Client.list_objects
+    calls: list[str] = []
+
+    def listing(self: S3Client, b: str, prefix: str = "", **kw: Any) -> Iterator[Any]:
+        calls.append(prefix)
+        items = list(real(self, b, prefix, **kw))
+        return iter(items[::-1] if backwards else items)
+
+    monkeypatch.setattr(S3Client, "list_objects", listing)
+    src = tmp_path / "src"
+    (src / "sub").mkdir(parents=True)
+    (src / "new.txt").write_bytes(b"new")
+    (src / "sub" / "deep.txt").write_bytes(b"deep")
+    with open_mirror(tmp_path):
+        plan = pos3lite.plan_upload(f"s3://{bucket}/up", local=src)
+    assert sorted(plan.to_copy) == [
+        (str(src / "new.txt"), f"s3://{bucket}/up/new.txt"),
+        (str(src / "sub" / "deep.txt"), f"s3://{bucket}/up/sub/deep.txt"),
+    ]
+    assert sorted(plan.to_delete) == [f"s3://{bucket}/up/same.txt", f"s3://{bucket}/up/stale.txt"]
+    assert calls == ["up/"] * (2 if backwards else 1)
