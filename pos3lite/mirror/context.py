@@ -1248,7 +1248,7 @@ class _Mirror:
             delete=delete,
             exclude=reg.exclude,
             what=f"upload {reg.url}",
-            base=self._base(name),
+            base=self._base_view(name),
             follow_symlinks=reg.follow_symlinks,
             folder_markers=reg.profile.folder_markers if reg.profile else True,
             failures=failures,
@@ -1400,7 +1400,7 @@ class _Mirror:
     def _upload_file(self, client: S3Client, url: S3URL, path: Path, rec: _Recorder) -> None:
         """Upload one local file to the URL's key (an upload registered on a file path)."""
         st = path.stat()
-        base = self._base(rec.name).get("")
+        base = self._base_view(rec.name).get("")
         if base is not None and _stamp(st) == base.local:
             return
         if base is None:
