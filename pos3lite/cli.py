@@ -379,29 +379,20 @@ def _cmd_ls(ctx: _Context) -> int:
             if exc.code == "NoSuchBucket":
                 raise
             key += "/"
+    # Streamed, as aws s3 ls, rclone lsf and s5cmd ls print: each page as it arrives, so
+    # memory stays flat at millions of keys. S3 lists in UTF-8 byte order (the client sorts
+    # the prefixes into each page of a delimiter listing); a store that orders differently
+    # across pages is printed in its own order.
     found = False
-    lines: list[tuple[bytes, str]] = []
     for item in client.list_objects(url.bucket, key, delimiter=None if ctx.args.recursive else "/"):
         found = True
         if isinstance(item, str):
-            if item == key:
-                continue
-            lines.append(
-                (
-                    item.encode("utf-8", "surrogatepass"),
-                    _long(ctx, None, None, _url_text(url, item)),
-                )
-            )
-        else:
-            if item.key == key:
-                continue
-            text = _long(ctx, item.last_modified, item.size, _url_text(url, item.key))
-            lines.append((item.key.encode("utf-8", "surrogatepass"), text))
+            if item != key:
+                print(_long(ctx, None, None, _url_text(url, item)))
+        elif item.key != key:
+            print(_long(ctx, item.last_modified, item.size, _url_text(url, item.key)))
     if not found and key:
         raise CLIError(f"no object and no objects under prefix {_url_text(url, key)!r}")
-    # S3 lists in UTF-8 byte order; compatible stores (SeaweedFS) may not.
-    for _sort, text in sorted(lines):
-        print(text)
     return EXIT_OK
 
 
