@@ -13,8 +13,12 @@ import pytest
 
 from pos3lite.engine.diff import sort_key
 from pos3lite.engine.model import Entry
+from pos3lite.errors import UnsafeKeyError
 from pos3lite.mirror import spill
+from pos3lite.mirror.scan import scan_remote
 from pos3lite.mirror.spill import sorted_entries
+from pos3lite.s3.xml import ObjectInfo
+from pos3lite.urls import S3URL
 
 ALPHABET = ["a", "b", "z", "A", "/", ".", "-", "0", "é", "ü", "€", "日", "😀", "\x7f", "ß"]
 
@@ -146,4 +150,62 @@ def test_an_empty_listing_and_a_listing_of_exactly_the_bound(tmp_path: Path) -> 
     assert list(sorted_entries([], tmp_path, bound=3)) == []
     entries = [Entry(k, 1, 0.0) for k in ("c", "a", "b", "f", "e", "d")]
     assert [e.key for e in sorted_entries(entries, tmp_path, bound=3)] == list("abcdef")
+    assert not (tmp_path / ".pos3lite").exists()
+
+
+class _BackwardsStore:
+    """A listing no local server gives: out of byte order, with keys that must be refused."""
+
+    def __init__(self, keys: list[str], fail_after: int | None = None) -> None:
+        self.keys, self.fail_after = keys, fail_after
+
+    def list_objects(self, bucket: str, prefix: str = "", **kw: object) -> Iterator[ObjectInfo]:
+        for n, k in enumerate(sorted(self.keys, reverse=True)):
+            if self.fail_after is not None and n == self.fail_after:
+                raise ConnectionError("page 2 failed")
+            yield ObjectInfo(k, 0 if k.endswith("/") else len(k), 1_700_000_000.0, f"e-{k}")
+
+
+def test_scan_remote_sorts_a_spilled_listing_with_unsafe_keys_refused_and_excluded(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(spill, "SPILL_BOUND", 5)
+    keys = [f"p/{i:02d}.txt" for i in range(20)] + [
+        "p/",  # the prefix's own marker: never an entry
+        "p/../escape",
+        "p/skip/../x",  # unsafe but excluded: neither refused nor listed
+        "p/é/ü.txt",
+        "p/sub/",
+        "p/z",
+    ]
+    store = _BackwardsStore(keys)
+    scan = scan_remote(store, S3URL("bkt", "p/"), ["skip/**"], stream=True, spill_root=tmp_path)  # type: ignore[arg-type]
+    assert scan.found
+    assert [(type(e), getattr(e, "key", None)) for e in scan.unsafe] == [
+        (UnsafeKeyError, "p/../escape")
+    ]
+    assert list((tmp_path / ".pos3lite").glob("sort-*/run-*"))  # 24 entries: spilled
+    assert scan.stream is not None
+    got = [e.key for e in scan.stream]
+    want = sorted(
+        (k[2:] for k in keys if k not in ("p/", "p/../escape", "p/skip/../x")), key=sort_key
+    )
+    assert got == want and got[-1] == "é/ü.txt"
+    assert not (tmp_path / ".pos3lite").exists()
+
+
+def test_scan_remote_spilled_listing_is_removed_when_closed_or_when_listing_fails(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(spill, "SPILL_BOUND", 100)
+    keys = [f"p/{i:03d}" for i in range(300)]
+    scan = scan_remote(_BackwardsStore(keys), S3URL("bkt", "p/"), stream=True, spill_root=tmp_path)  # type: ignore[arg-type]
+    assert list((tmp_path / ".pos3lite").glob("sort-*/run-*"))
+    assert scan.stream is not None and next(scan.stream).key == "000"
+    scan.close()
+    assert not (tmp_path / ".pos3lite").exists()
+    with pytest.raises(ConnectionError):
+        scan_remote(
+            _BackwardsStore(keys, 250), S3URL("bkt", "p/"), stream=True, spill_root=tmp_path
+        )  # type: ignore[arg-type]
     assert not (tmp_path / ".pos3lite").exists()
