@@ -443,9 +443,18 @@ class _Mirror:
     # ------------------------------------------------------------------ scanning
 
     def _scan_remote(
-        self, client: S3Client, url: S3URL, exclude: Sequence[str] = (), *, stream: bool = False
+        self,
+        client: S3Client,
+        url: S3URL,
+        exclude: Sequence[str] = (),
+        *,
+        stream: bool = False,
+        spill: bool = False,
     ) -> RemoteScan:
-        return scan_remote(client, url, exclude, stream=stream)
+        """``scan_remote``; ``spill``: the streamed listing sorted first (a store known to
+        list out of byte order), spilled to disk under the cache root beyond a bound."""
+        root = self.cache_root if spill else None
+        return scan_remote(client, url, exclude, stream=stream, spill_root=root)
 
     def _with_md5(self, entries: list[Entry], root: Path) -> list[Entry]:
         """Local entries with their MD5 filled in (checksum comparison): from the MD5 cache
@@ -740,20 +749,25 @@ class _Mirror:
         (:meth:`_plan_streamed`); a store that lists out of UTF-8 byte order, possible key
         collisions, or checksum comparison (which hashes the local files first) are
         planned again from complete, sorted lists."""
-        if self.compare != "checksum" and url.bucket not in self._unsorted_buckets:
-            scan = self._scan_remote(client, url, exclude, stream=True)
-            if base is not None and not isinstance(base, (dict, BaseView)):
-                base = base.result()
-            if scan.obj is not None or (not scan.found and not (two_way and base)):
-                return scan, Walk(), None
-            if target.exists() and not target.is_dir():
-                raise ConfigError(
-                    f"local path {str(target)!r} is a file, but {url.normalized()} is a "
-                    "prefix (a folder is expected)"
-                )
-            report = Walk()
-            assert scan.stream is not None
+        # A bucket known to list out of byte order streams its listing through an external
+        # sort (spilled to disk beyond a bound); one found out of order on the way is
+        # listed again that way.
+        for spill in (False, True) if self.compare != "checksum" else ():
+            if not spill and url.bucket in self._unsorted_buckets:
+                continue
+            scan = self._scan_remote(client, url, exclude, stream=True, spill=spill)
             try:
+                if base is not None and not isinstance(base, (dict, BaseView)):
+                    base = base.result()
+                if scan.obj is not None or (not scan.found and not (two_way and base)):
+                    return scan, Walk(), None
+                if target.exists() and not target.is_dir():
+                    raise ConfigError(
+                        f"local path {str(target)!r} is a file, but {url.normalized()} is a "
+                        "prefix (a folder is expected)"
+                    )
+                report = Walk()
+                assert scan.stream is not None
                 plan = self._plan_streamed(
                     scan.stream,
                     iter_walk(target, follow_dir_links=False, report=report),
@@ -770,9 +784,12 @@ class _Mirror:
             except UnsortedListing as exc:
                 logger.debug("%s: listed out of byte order (%s); planning again", what, exc)
                 self._unsorted_buckets.add(url.bucket)
-                plan = None
+                continue
+            finally:
+                scan.close()
             if plan is not None:
                 return scan, report, plan
+            break  # possible case-fold twins: planned from whole lists below
         # Walk the local side while the remote side is listed (the two are independent).
         walking = (
             self.executor.submit(walk, target, follow_dir_links=False) if target.is_dir() else None
@@ -1284,9 +1301,12 @@ class _Mirror:
         keys of the empty local folders (for incremental passes)."""
         key_prefix = url.prefix + "/" if url.prefix else ""
         max_key = 1024 - len(key_prefix.encode())  # S3's key limit, prefix included
-        if self.compare != "checksum" and url.bucket not in self._unsorted_buckets:
-            # Streamed as downloads are (see _plan_download); checksum comparison hashes
-            # the local files first and keeps the list-based planner below.
+        # Streamed as downloads are (see _plan_download; a bucket listing out of byte
+        # order through an external sort); checksum comparison hashes the local files
+        # first and keeps the list-based planner below.
+        for spill in (False, True) if self.compare != "checksum" else ():
+            if not spill and url.bucket in self._unsorted_buckets:
+                continue
             streamed = self._plan_upload_streamed(
                 client,
                 url,
@@ -1299,6 +1319,7 @@ class _Mirror:
                 base=base,
                 follow_symlinks=follow_symlinks,
                 folder_markers=folder_markers,
+                spill=spill,
             )
             if streamed is not None:
                 plan, walked, dirs = streamed
@@ -1307,6 +1328,8 @@ class _Mirror:
                 if empty_dirs is not None:
                     empty_dirs.update(dirs)
                 return plan
+            if spill or url.bucket not in self._unsorted_buckets:
+                break  # possible case-fold twins: planned from whole lists below
         # Overlaps with the remote listing.
         walking = self.executor.submit(
             walk, root, follow_symlinks=follow_symlinks, max_key_bytes=max_key
@@ -1356,13 +1379,14 @@ class _Mirror:
         base: dict[str, Synced] | BaseView | None,
         follow_symlinks: bool,
         folder_markers: bool,
+        spill: bool = False,
     ) -> tuple[Plan, Walk, set[str]] | None:
         """:meth:`_plan_upload` in one streamed pass (walk, listing and state merged as they
         are read): the plan, the walk's report and the keys of the empty local folders;
         ``None`` when it must be planned from whole lists (a listing out of byte order,
         possible case-fold twins)."""
         remote = self._scan_remote(
-            client, S3URL(url.bucket, key_prefix, url.profile), exclude, stream=True
+            client, S3URL(url.bucket, key_prefix, url.profile), exclude, stream=True, spill=spill
         )
         report = Walk()
         dirs: set[str] = set()
@@ -1387,6 +1411,8 @@ class _Mirror:
             logger.debug("%s: listed out of byte order (%s); planning again", what, exc)
             self._unsorted_buckets.add(url.bucket)
             return None
+        finally:
+            remote.close()
         if plan is None:
             return None
         if remote.unsafe and plan.deletes:

@@ -9,10 +9,10 @@ exclude patterns so they are never deleted.
 
 from __future__ import annotations
 
-import itertools
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from ..engine import diff as engine_diff
@@ -20,6 +20,7 @@ from ..engine.filters import Filter
 from ..engine.model import Entry
 from ..errors import AccessDeniedError, NotFoundError, Pos3liteError, UnsafeKeyError
 from ..urls import S3URL, check_relative_key
+from .spill import sorted_entries
 
 if TYPE_CHECKING:
     from ..s3.client import S3Client
@@ -45,6 +46,12 @@ class RemoteScan:
     # byte order, before the offending entry is yielded.
     stream: Iterator[Entry] | None = None
 
+    def close(self) -> None:
+        """Close the stream early (an external sort's spilled runs are removed)."""
+        close = getattr(self.stream, "close", None)
+        if close is not None:
+            close()
+
 
 class UnsortedListing(Exception):
     """A streamed listing was not in UTF-8 byte order (some S3-compatible stores); the
@@ -60,7 +67,12 @@ def anchored(key: str) -> str:
 
 
 def scan_remote(
-    client: S3Client, url: S3URL, exclude: Sequence[str] = (), *, stream: bool = False
+    client: S3Client,
+    url: S3URL,
+    exclude: Sequence[str] = (),
+    *,
+    stream: bool = False,
+    spill_root: Path | None = None,
 ) -> RemoteScan:
     """List what is at ``url``: one exact object (HEAD, for a key not ending in ``/``) or the
     entries under the prefix, sorted by the engine's sort key, unsafe keys refused and
@@ -69,7 +81,11 @@ def scan_remote(
     With ``stream=True`` only the first page is read here (``found`` is known); the entries
     come from ``RemoteScan.stream`` as the pages arrive, nothing is kept, ``unsafe`` fills
     as the stream is read, and :class:`UnsortedListing` is raised from the stream at the
-    first key out of UTF-8 byte order.
+    first key out of UTF-8 byte order. With ``stream=True`` and ``spill_root`` (a store known
+    to list out of order) the stream is the listing sorted by
+    :func:`~pos3lite.mirror.spill.sorted_entries` instead (runs beyond its bound spilled
+    under ``spill_root``'s metadata folder): the first page read here is then the whole
+    listing, and closing the stream removes the runs.
 
     A HEAD denied by a prefix-scoped policy (403 on the bare prefix) lists ``key/`` instead;
     the HEAD's error is raised only if that listing finds nothing."""
@@ -90,12 +106,18 @@ def scan_remote(
             return RemoteScan(key_prefix=key, obj=obj, found=True)
         key += "/"
     scan = RemoteScan(key_prefix=key)
-    items = _entries(client, url, key, exclude, scan, checked=stream)
+    items = _entries(client, url, key, exclude, scan, checked=stream and spill_root is None)
     if stream:
-        first = next(items, None)
-        if denied is not None and not scan.found:
-            raise denied
-        scan.stream = itertools.chain([first], items) if first is not None else iter(())
+        if spill_root is not None:
+            items = sorted_entries(items, spill_root)
+        try:
+            first = next(items, None)
+            if denied is not None and not scan.found:
+                raise denied
+        except BaseException:
+            items.close()
+            raise
+        scan.stream = _chain(first, items) if first is not None else iter(())
         return scan
     scan.entries = list(items)
     if denied is not None and not scan.found:
@@ -103,6 +125,15 @@ def scan_remote(
     # S3 lists in UTF-8 byte order; compatible stores may not. The engine needs it.
     scan.entries.sort(key=lambda e: engine_diff.sort_key(e.key))
     return scan
+
+
+def _chain(first: Entry, rest: Generator[Entry, None, None]) -> Iterator[Entry]:
+    """``first`` then ``rest``; closing it closes ``rest`` (an external sort's runs go)."""
+    try:
+        yield first
+        yield from rest
+    finally:
+        rest.close()
 
 
 def _entries(
@@ -113,7 +144,7 @@ def _entries(
     scan: RemoteScan,
     *,
     checked: bool = False,
-) -> Iterator[Entry]:
+) -> Generator[Entry, None, None]:
     """The safe entries under ``key`` in the server's order (``scan.found`` set at the first
     listed item, refused keys logged and put in ``scan.unsafe``); ``checked``: raise
     UnsortedListing at the first key not after the one before (UTF-8 byte order)."""

@@ -120,3 +120,120 @@ def test_upload_plans_stream_and_fall_back_for_out_of_order_listings(
     ]
     assert sorted(plan.to_delete) == [f"s3://{bucket}/up/same.txt", f"s3://{bucket}/up/stale.txt"]
     assert calls == ["up/"] * (2 if backwards else 1)
+
+
+SPILL_KEYS = [f"data/{k}" for k in ("a.txt", "b/c.txt", "b/é.txt", "z.txt", "日本/x.bin")] + [
+    f"data/many/{i:02d}.txt" for i in range(14)
+]
+
+
+@pytest.mark.parametrize("mode", ["download", "upload"])
+def test_out_of_order_listing_beyond_the_bound_is_planned_from_spilled_runs(
+    mode: str,
+    bucket: str,
+    oracle: Any,
+    s3_env: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A store listing backwards, with a bound of 3 entries: the sorted listing the planner
+    # streams comes from runs spilled under the cache root's metadata folder, all removed
+    # after the plan; the result is the one an in-order listing gives.
+    from pos3lite.mirror import spill
+
+    for k in SPILL_KEYS:
+        put(oracle, bucket, k, k.encode())
+    put(oracle, bucket, "data/marker", b"")  # the empty local folder "marker/" (rclone)
+    src = tmp_path / "src"
+    for k in SPILL_KEYS[1:4] + SPILL_KEYS[5:]:  # not the first and last keys in byte order
+        (src / k).parent.mkdir(parents=True, exist_ok=True)
+        (src / k).write_bytes(b"local " + k.encode())
+    # The reference: the same work against the store's own (in-order) listing.
+    ref, dst = tmp_path / "ref", tmp_path / "dst"
+    for d in (ref, dst):
+        (d / "marker").mkdir(parents=True)
+        (d / "stale.txt").write_bytes(b"old")
+        (d / "a.txt").write_bytes(b"changed")
+    with open_mirror(tmp_path / "refcache"):
+        if mode == "download":
+            want_plan = pos3lite.plan_download(f"s3://{bucket}/data/", local=ref)
+            pos3lite.download(f"s3://{bucket}/data/", local=ref, delete=True)
+        else:
+            want_plan = pos3lite.plan_upload(f"s3://{bucket}/data", local=src / "data")
+    monkeypatch.setattr(spill, "SPILL_BOUND", 3)
+    monkeypatch.setattr(spill, "RECORD_ENTRIES", 2)
+    runs: list[Path] = []
+    real_write = spill._write_run
+
+    def recording(buf: Any, folder: Path, n: int) -> Path:
+        runs.append(real_write(buf, folder, n))
+        assert runs[-1].is_file()
+        return runs[-1]
+
+    monkeypatch.setattr(spill, "_write_run", recording)
+    real = S3Client.list_objects
+    calls: list[str] = []
+
+    def backwards(self: S3Client, b: str, prefix: str = "", **kw: Any) -> Iterator[Any]:
+        calls.append(prefix)
+        return iter(list(real(self, b, prefix, **kw))[::-1])
+
+    monkeypatch.setattr(S3Client, "list_objects", backwards)
+    cache = tmp_path / "cache"
+    with open_mirror(tmp_path):
+        if mode == "download":
+            plan = pos3lite.plan_download(f"s3://{bucket}/data/", local=dst)
+            pos3lite.download(f"s3://{bucket}/data/", local=dst, delete=True)
+        else:
+            plan = pos3lite.plan_upload(f"s3://{bucket}/data", local=src / "data")
+    assert calls == ["data/"] * (3 if mode == "download" else 2)
+    # 20 entries at 3 per run: six runs per sorted listing, each in a private folder under
+    # the metadata folder, and none left.
+    assert len(runs) == 6 * (2 if mode == "download" else 1)
+    assert {p.parent.parent for p in runs} == {cache / ".pos3lite"}
+    assert not list((cache / ".pos3lite").glob("sort-*"))
+    assert not any(p.exists() for p in runs)
+    if mode == "upload":
+        assert not cache.exists()  # a plan creates nothing: what the sort made went too
+    if mode == "download":
+        assert sorted(plan.to_copy) == sorted(
+            (a.replace(str(ref), str(dst)), b.replace(str(ref), str(dst)))
+            for a, b in want_plan.to_copy
+        )
+        assert (
+            plan.to_delete
+            == [str(dst / "stale.txt")]
+            == [p.replace(str(ref), str(dst)) for p in want_plan.to_delete]
+        )
+        assert tree(dst) == tree(ref) == {k[5:]: k.encode() for k in SPILL_KEYS}
+        assert (dst / "marker").is_dir()
+    else:
+        assert sorted(plan.to_copy) == sorted(want_plan.to_copy)
+        assert sorted(plan.to_delete) == sorted(want_plan.to_delete)
+        assert sorted(plan.to_delete) == [
+            f"s3://{bucket}/data/a.txt",
+            f"s3://{bucket}/data/marker",
+            f"s3://{bucket}/data/日本/x.bin",
+        ]
+
+
+def test_case_fold_twins_in_a_spilled_out_of_order_listing_are_still_named(
+    bucket: str, oracle: Any, s3_env: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pos3lite.mirror import spill
+
+    monkeypatch.setattr(spill, "SPILL_BOUND", 2)
+    for k in ("data/Readme.md", "data/README.md", "data/ok.txt", "data/p.txt", "data/q.txt"):
+        put(oracle, bucket, k, b"x")
+    real = S3Client.list_objects
+
+    def backwards(self: S3Client, b: str, prefix: str = "", **kw: Any) -> Iterator[Any]:
+        return iter(list(real(self, b, prefix, **kw))[::-1])
+
+    monkeypatch.setattr(S3Client, "list_objects", backwards)
+    dst = tmp_path / "dst"
+    with open_mirror(tmp_path), pytest.raises(pos3lite.TransferError) as err:
+        pos3lite.download(f"s3://{bucket}/data/", local=dst)
+    assert "README.md" in str(err.value) and "Readme.md" in str(err.value)
+    assert tree(dst) == {"ok.txt": b"x", "p.txt": b"x", "q.txt": b"x"}
+    assert not list((tmp_path / "cache" / ".pos3lite").glob("sort-*"))
