@@ -18,10 +18,15 @@ Rules:
   left by an exception (a listing error while the runs are written, a planner error while
   they are read). The cache root and ``.pos3lite/`` are removed again too when this sort
   created them and they are empty (a plan creates nothing).
+* A sort folder holds a ``lock`` file its sort keeps ``flock``-ed; a process killed
+  mid-sort leaves its folder behind, and the next sort that spills removes every
+  ``sort-*`` folder whose lock it can take (its owner is gone), as temp files are.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import heapq
 import marshal
 import os
@@ -90,7 +95,11 @@ def sorted_entries(
     try:
         ensure_cache_root(cache_root)
         meta.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _remove_abandoned(meta)
         folder = Path(tempfile.mkdtemp(prefix="sort-", dir=meta))
+        lock = (folder / "lock").open("wb")
+        files.append(lock)
+        fcntl.flock(lock, fcntl.LOCK_EX)
         runs: list[Path] = []
         while True:
             buf.sort(key=_key)
@@ -120,6 +129,25 @@ def sorted_entries(
                 p.rmdir()
             except OSError:
                 break
+
+
+def _remove_abandoned(meta: Path) -> None:
+    """Remove the ``sort-*`` folders under ``meta`` whose sort is gone (its lock is free)."""
+    for old in meta.glob("sort-*"):
+        try:
+            fd = os.open(old / "lock", os.O_RDONLY | os.O_NOFOLLOW)
+        except OSError:
+            continue  # no lock yet (being made) or not ours to judge
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            continue  # a live sort
+        try:
+            shutil.rmtree(old, ignore_errors=True)
+        finally:
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
 
 def _write_run(buf: list[Entry], folder: Path, n: int) -> Path:

@@ -40,7 +40,8 @@ def _full(e: Entry) -> tuple[str, int, float, str | None]:
 
 
 def _spilled(meta: Path) -> list[Path]:
-    return sorted(p for p in meta.rglob("*")) if meta.exists() else []
+    """The run files and folders under ``meta`` (each sort folder's ``lock`` aside)."""
+    return sorted(p for p in meta.rglob("*") if p.name != "lock") if meta.exists() else []
 
 
 @pytest.mark.parametrize("bound", [1, 7, 100, 1000, 10_000])
@@ -209,3 +210,29 @@ def test_scan_remote_spilled_listing_is_removed_when_closed_or_when_listing_fail
             _BackwardsStore(keys, 250), S3URL("bkt", "p/"), stream=True, spill_root=tmp_path
         )  # type: ignore[arg-type]
     assert not (tmp_path / ".pos3lite").exists()
+
+
+def test_a_sort_folder_left_by_a_killed_process_is_removed_and_a_live_one_kept(
+    tmp_path: Path,
+) -> None:
+    import fcntl
+
+    meta = tmp_path / ".pos3lite"
+    meta.mkdir(mode=0o700)
+    dead = meta / "sort-dead"
+    dead.mkdir()
+    (dead / "lock").write_bytes(b"")
+    (dead / "run-0").write_bytes(b"x" * 100)  # what a process killed mid-sort leaves
+    live = meta / "sort-live"
+    live.mkdir()
+    (live / "run-0").write_bytes(b"y")
+    with (live / "lock").open("wb") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)  # another process is sorting right now
+        stream = sorted_entries(
+            (Entry(f"k{i % 7}{i}", i, 0.0) for i in range(30)), tmp_path, bound=5
+        )
+        next(stream)
+        assert not dead.exists()
+        assert (live / "run-0").read_bytes() == b"y"
+        stream.close()
+    assert live.exists()
