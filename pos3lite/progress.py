@@ -125,9 +125,7 @@ class TqdmProgress:
             self._bar.close()
 
 
-def make_progress(
-    enabled: bool, total: int, description: str, *, grows: bool = False
-) -> Progress:
+def make_progress(enabled: bool, total: int, description: str, *, grows: bool = False) -> Progress:
     """The Progress for one transfer of ``total`` bytes.
 
     The factory installed by :func:`use_factory` if any (it decides what to show); else a
