@@ -18,6 +18,9 @@ Rules:
   are checked against the ETag: the MD5 of a single-part object, or the composite
   ``md5(md5(part 1) + ... + md5(part N))-N`` of a multipart object when the ranges line up
   with its parts. A mismatch is retried, then raised; the file never reaches its final path.
+* A download's copies are fed one at a time through :class:`DownloadRun` (at most the
+  window pending), from a finished plan or while the planner is still reading the listing,
+  so memory does not grow with the number of objects; the deletes wait for :meth:`finish`.
 * Per-file failures are collected, never raised mid-batch, and reported together as one
   :class:`~pos3lite.errors.TransferError` after every task finished. If any copy failed (or
   the plan has conflicts or refused keys), no delete runs.
