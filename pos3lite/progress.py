@@ -29,6 +29,7 @@ __all__ = [
     "ProgressFactory",
     "RunReport",
     "TqdmProgress",
+    "add_total",
     "file_done",
     "format_bytes",
     "make_progress",
@@ -73,6 +74,14 @@ def file_done(
         hook(verb, os.fspath(src), None if dst is None else os.fspath(dst))
 
 
+def add_total(progress: object, n: int) -> None:
+    """Grow ``progress``'s total by ``n`` bytes if it has an ``add_total`` method (a
+    transfer whose copies are planned while it already runs learns its total as it goes)."""
+    hook = getattr(progress, "add_total", None)
+    if hook is not None:
+        hook(n)
+
+
 class NullProgress:
     """A Progress that shows nothing."""
 
@@ -104,21 +113,28 @@ class TqdmProgress:
         with self._lock:
             self._bar.update(n)
 
+    def add_total(self, n: int) -> None:
+        """Grow the bar's total by ``n`` bytes."""
+        with self._lock:
+            self._bar.total += n
+            self._bar.refresh()
+
     def close(self) -> None:
         """Close the bar."""
         with self._lock:
             self._bar.close()
 
 
-def make_progress(enabled: bool, total: int, description: str) -> Progress:
+def make_progress(enabled: bool, total: int, description: str, *, grows: bool = False) -> Progress:
     """The Progress for one transfer of ``total`` bytes.
 
     The factory installed by :func:`use_factory` if any (it decides what to show); else a
-    tqdm bar when ``enabled`` and there is something to show; else a NullProgress.
+    tqdm bar when ``enabled`` and there is something to show (or, with ``grows``, may be:
+    the total then grows through :func:`add_total`); else a NullProgress.
     """
     if _FACTORY is not None:
         return _FACTORY(enabled, total, description)
-    if enabled and total > 0:
+    if enabled and (total > 0 or grows):
         return TqdmProgress(total, description)
     return NullProgress()
 
@@ -147,11 +163,15 @@ def format_bytes(n: float) -> str:
 class _Part:
     """One :func:`make_progress` call's view of a :class:`RunReport`."""
 
-    def __init__(self, report: RunReport) -> None:
+    def __init__(self, report: RunReport, description: str = "") -> None:
         self._report = report
+        self._description = description
 
     def update(self, n: int) -> None:
         self._report.add_bytes(n)
+
+    def add_total(self, n: int) -> None:
+        self._report.add_total(n, self._description)
 
     def file_done(self, verb: str, src: str, dst: str | None) -> None:
         self._report.file_done(verb, src, dst)
@@ -199,6 +219,11 @@ class RunReport:
 
     def factory(self, enabled: bool, total: int, description: str) -> Progress:
         """A :data:`ProgressFactory`: every transfer adds to this run's one bar."""
+        self.add_total(total, description)
+        return _Part(self, description)
+
+    def add_total(self, total: int, description: str) -> None:
+        """Grow the run's bar total by ``total`` bytes (the bar is drawn on the first)."""
         if self._want_bar and total > 0:
             with self._lock:
                 if self._bar is None:
@@ -217,7 +242,6 @@ class RunReport:
                     self._bar.set_postfix_str("0 files", refresh=False)
                 self._bar.total += total
                 self._bar.refresh()
-        return _Part(self)
 
     def add_bytes(self, n: int) -> None:
         with self._lock:

@@ -18,6 +18,9 @@ Rules:
   are checked against the ETag: the MD5 of a single-part object, or the composite
   ``md5(md5(part 1) + ... + md5(part N))-N`` of a multipart object when the ranges line up
   with its parts. A mismatch is retried, then raised; the file never reaches its final path.
+* A download's copies are fed one at a time through :class:`DownloadRun` (at most the
+  window pending), from a finished plan or while the planner is still reading the listing,
+  so memory does not grow with the number of objects; the deletes wait for :meth:`finish`.
 * Per-file failures are collected, never raised mid-batch, and reported together as one
   :class:`~pos3lite.errors.TransferError` after every task finished. If any copy failed (or
   the plan has conflicts or refused keys), no delete runs.
@@ -49,7 +52,7 @@ from .errors import (
     TransportError,
 )
 from .localfs import FolderCache, TempFile, make_dirs, remove, safe_join, write_atomic
-from .progress import Progress, file_done
+from .progress import Progress, add_total, file_done
 
 if TYPE_CHECKING:
     from concurrent.futures import Executor
@@ -69,6 +72,7 @@ Uploaded = Callable[[str, Entry, os.stat_result], None]
 __all__ = [
     "Batch",
     "ByteRateLimiter",
+    "DownloadRun",
     "Downloaded",
     "TransferConfig",
     "Uploaded",
@@ -203,6 +207,15 @@ class Batch:
         finally:
             with self._cv:
                 self._one_done()
+
+    def feed(self, fn: Callable[[Any], None], item: Any, *, window: int) -> None:
+        """Submit ``fn(item)`` unless cancelled, first waiting (as :meth:`run` does) while
+        ``window`` tasks are pending; for callers that produce items one at a time."""
+        # Only the feeding thread adds to _pending: an unlocked read never understates it.
+        if self._pending >= window:
+            self.wait_below(window - max(1, window // 4) + 1)
+        if not self.cancelled:
+            self.submit(fn, item)
 
     def wait_below(self, n: int) -> None:
         with self._cv:
@@ -544,63 +557,185 @@ def execute_download(
     TransferError("Download", ...) for copy failures, TransferError("Delete", ...) for
     local delete failures.
     """
-    cfg = config or TransferConfig()
-    batch = Batch(executor)
-    # Small files share their folders' descriptors instead of opening the path per file.
-    folders = FolderCache()
-
-    def copy(action: Action) -> None:
-        target = safe_join(local_root, action.key)
-        if action.key.endswith("/"):
-            make_dirs(target)  # never through a symlinked folder
-            return
-        src = action.src
-        key = key_prefix + action.key
-        try:
-            if src is not None and src.size >= cfg.multipart_threshold:
-                _RangedDownload(
-                    batch, client, bucket, key, target, src, cfg, progress, on_done=on_done
-                ).start()
-            else:
-                _download_small(
-                    client,
-                    bucket,
-                    key,
-                    target,
-                    src,
-                    progress,
-                    make_parents=False,
-                    on_done=on_done,
-                    folders=folders,
-                )
-        except Exception as exc:
-            logger.error("failed to download s3://%s/%s: %s", bucket, key, exc)
-            raise
-
+    run = DownloadRun(
+        client=client,
+        bucket=bucket,
+        key_prefix=key_prefix,
+        local_root=local_root,
+        executor=executor,
+        progress=progress,
+        window=window,
+        config=config,
+        on_done=on_done,
+    )
     # Make every parent folder once, here, rather than once per file in the workers.
-    parents = {safe_join(local_root, a.key).parent for a in plan.copies if not a.key.endswith("/")}
-    for folder in sorted(parents, key=lambda p: len(p.parts)):
+    run.make_parents(plan.copies)
+    try:
+        for action in plan.copies:
+            run.copy(action)
+    except BaseException:
+        run.abort()
+        raise
+    run.finish(plan, delete=delete, extra_failures=extra_failures)
+
+
+class DownloadRun:
+    """One download's copies fed one at a time (from a finished plan or while the planner
+    still merges the listings), then :meth:`finish` (failures, deletes).
+
+    :meth:`copy` submits an action to the shared pool, blocking while ``window`` tasks are
+    pending, so memory holds at most the window's actions, whatever the number of objects;
+    it makes the file's parent folder first (once per folder) and, with ``count_total``,
+    adds the object's size (bytes) to the progress total
+    (:func:`~pos3lite.progress.add_total`), so the bar's total grows with the listing.
+    Copies are never raised mid-run: each failure is collected. Call :meth:`finish` once
+    every copy was fed, or :meth:`abort` when feeding stopped on an
+    error (cancel, wait for the running tasks, release the folder descriptors).
+    """
+
+    def __init__(
+        self,
+        *,
+        client: S3Client,
+        bucket: str,
+        key_prefix: str,
+        local_root: Path,
+        executor: Executor,
+        progress: Progress,
+        window: int,
+        config: TransferConfig | None = None,
+        on_done: Downloaded | None = None,
+        count_total: bool = False,
+    ) -> None:
+        self.client, self.bucket, self.key_prefix = client, bucket, key_prefix
+        self.count_total = count_total
+        self.local_root, self.progress, self.window = local_root, progress, window
+        self.config = config or TransferConfig()
+        self.on_done = on_done
+        self.batch = Batch(executor)
+        # Small files share their folders' descriptors instead of opening the path per file.
+        self.folders = FolderCache()
+        self._made: set[Path] = set()  # parent folders made (one entry per folder)
+        self._closed = False
+        #: copies fed so far, and the sum of their objects' sizes (bytes)
+        self.fed = 0
+        self.total = 0
+
+    def make_parents(self, actions: Iterable[Action]) -> None:
+        """Make the parent folders of ``actions`` (shallowest first), once each."""
+        parents = {
+            safe_join(self.local_root, a.key).parent for a in actions if not a.key.endswith("/")
+        }
+        for folder in sorted(parents, key=lambda p: len(p.parts)):
+            self._make(folder)
+
+    def _make(self, folder: Path) -> None:
+        self._made.add(folder)
         # A file or symlink in the way makes that file's copy fail, reported there.
         with contextlib.suppress(OSError, ValueError):
             make_dirs(folder)  # never through a symlinked folder
 
-    failures = list(extra_failures)
-    failures += [
-        KeyConflictError(key, "is both an object and a prefix with objects under it")
-        for key in plan.conflicts
-    ]
-    try:
-        batch.run(plan.copies, copy, window=window)
-    finally:
-        folders.close()
-    failures += batch.failures
-    if failures:
-        raise TransferError("Download", failures)
-    if not delete or not plan.deletes:
-        return
+    def copy(self, action: Action) -> None:
+        """Feed one copy (blocks while the window is full)."""
+        if not action.key.endswith("/"):
+            try:
+                parent = safe_join(self.local_root, action.key).parent
+            except ValueError:
+                parent = None  # the worker's own safe_join fails this key alone
+            if parent is not None and parent not in self._made:
+                self._make(parent)
+        if action.src is not None and action.src.size:
+            self.total += action.src.size
+            if self.count_total:
+                add_total(self.progress, action.src.size)
+        self.fed += 1
+        self.batch.feed(self._copy, action, window=self.window)
+
+    def _copy(self, action: Action) -> None:
+        target = safe_join(self.local_root, action.key)
+        if action.key.endswith("/"):
+            make_dirs(target)  # never through a symlinked folder
+            return
+        src = action.src
+        key = self.key_prefix + action.key
+        try:
+            if src is not None and src.size >= self.config.multipart_threshold:
+                _RangedDownload(
+                    self.batch,
+                    self.client,
+                    self.bucket,
+                    key,
+                    target,
+                    src,
+                    self.config,
+                    self.progress,
+                    on_done=self.on_done,
+                ).start()
+            else:
+                _download_small(
+                    self.client,
+                    self.bucket,
+                    key,
+                    target,
+                    src,
+                    self.progress,
+                    make_parents=False,
+                    on_done=self.on_done,
+                    folders=self.folders,
+                )
+        except Exception as exc:
+            logger.error("failed to download s3://%s/%s: %s", self.bucket, key, exc)
+            raise
+
+    def _close(self) -> None:
+        if not self._closed:
+            self._closed = True
+            self.folders.close()
+
+    def abort(self) -> None:
+        """Feeding stopped on an error: cancel, let running tasks wind down, clean up."""
+        self.batch.cancel()
+        try:
+            self.batch.join()
+        finally:
+            self._close()
+
+    def join(self) -> None:
+        """Wait for every copy fed so far (more may be fed afterwards)."""
+        try:
+            self.batch.join()
+        except BaseException:
+            self.abort()
+            raise
+
+    def finish(
+        self, plan: Plan, *, delete: bool, extra_failures: Sequence[BaseException] = ()
+    ) -> None:
+        """Wait for every copy; raise the failures (with ``extra_failures`` and the plan's
+        conflicts) as TransferError("Download", ...); only when there are none, apply the
+        plan's deletes (TransferError("Delete", ...) for local delete failures)."""
+        try:
+            self.batch.join()
+        except BaseException:
+            self.abort()
+            raise
+        self._close()
+        failures = list(extra_failures)
+        failures += [
+            KeyConflictError(key, "is both an object and a prefix with objects under it")
+            for key in plan.conflicts
+        ]
+        failures += self.batch.failures
+        if failures:
+            raise TransferError("Download", failures)
+        if delete and plan.deletes:
+            _delete_local(plan.deletes, self.local_root, self.progress)
+
+
+def _delete_local(deletes: Iterable[Action], local_root: Path, progress: Progress) -> None:
     delete_failures: list[BaseException] = []
     touched: set[Path] = set()
-    for action in plan.deletes:  # deepest first
+    for action in deletes:  # deepest first
         try:
             target = safe_join(local_root, action.key)
             if action.key.endswith("/"):

@@ -81,6 +81,7 @@ def plan(
     deletes_need_base: bool = False,
     observe: Callable[[str], object] | None = None,
     keys_only: bool = False,
+    on_copy: Callable[[Action], object] | None = None,
 ) -> Plan:
     """Plan the copies and deletes that make dst equal to src.
 
@@ -111,6 +112,13 @@ def plan(
             ``Plan.copy_keys`` and ``Plan.delete_keys`` (no Action is kept; directory
             actions, ``adopted`` and ``kept`` are dropped): what a dry-run listing needs,
             at about ``len(key) + 4`` bytes per planned file.
+        on_copy: called with each copy :class:`Action` as the merge decides it (in the
+            order decisions close, not ``sort_key`` order: a directory's own action comes
+            after the keys under it), instead of keeping it: ``Plan.copies`` is then empty,
+            so a caller can start each copy while the listings are still read and memory
+            does not grow with the number of copies. Deletes, conflicts, ``adopted`` and
+            ``kept`` are kept and returned as usual (a delete is applied only after the whole
+            plan is known). Not with ``keys_only``. An exception it raises stops the pass.
 
     Returns:
         The :class:`Plan`. An empty src with ``delete=True`` deletes everything in dst that is
@@ -125,6 +133,8 @@ def plan(
         raise ValueError("plan(base=...) needs a direction")
     if base is not None and base_records is not None:
         raise ValueError("plan() takes base or base_records, not both")
+    if on_copy is not None and keys_only:
+        raise ValueError("plan() takes on_copy or keys_only, not both")
     state = _Planner(
         compare=compare,
         delete=delete,
@@ -132,6 +142,7 @@ def plan(
         two_way=two_way,
         deletes_need_base=deletes_need_base,
         keys_only=keys_only,
+        on_copy=on_copy,
     )
     stack: list[_Pending] = []
     for key, kb, s, d, b in _merge(src, dst, base, base_records):
@@ -190,6 +201,7 @@ class _Planner:
         two_way: bool = False,
         deletes_need_base: bool = False,
         keys_only: bool = False,
+        on_copy: Callable[[Action], object] | None = None,
     ) -> None:
         self.compare = compare
         self.delete = delete
@@ -199,7 +211,9 @@ class _Planner:
         self.keys_only = keys_only
         self.adopted: _Sink = _Drop() if keys_only else []
         self.kept: _Sink = _Drop() if keys_only else []
-        self.copies: _Sink = _FileKeys() if keys_only else []
+        self.copies: _Sink = (
+            _FileKeys() if keys_only else _Emit(on_copy) if on_copy is not None else []
+        )
         self.deletes: _Sink = _FileKeys() if keys_only else []
         self.conflicts: list[str] = []
         self.fallbacks: list[str] = []
@@ -300,13 +314,14 @@ class _Planner:
                 copy_keys=_in_order(self.copies.keys, set()),
                 delete_keys=_in_order(self.deletes.keys, set(self.conflicts)),
             )
-        assert isinstance(self.copies, list) and isinstance(self.deletes, list)
+        assert isinstance(self.deletes, list)
         assert isinstance(self.adopted, list) and isinstance(self.kept, list)
         blocked = set(self.conflicts)
         deletes = [a for a in self.deletes if not _has_ancestor_in(a.key, blocked)]
         by_key = _action_sort_key
+        copies = self.copies if isinstance(self.copies, list) else ()  # () when emitted
         return Plan(
-            copies=tuple(sorted(self.copies, key=by_key)),
+            copies=tuple(sorted(copies, key=by_key)),
             deletes=tuple(sorted(deletes, key=by_key, reverse=True)),
             conflicts=tuple(sorted(self.conflicts, key=sort_key)),
             fallbacks=tuple(sorted(self.fallbacks, key=sort_key)),
@@ -325,6 +340,18 @@ class _Drop:
 
     def append(self, action: Action, /) -> None:
         pass
+
+
+class _Emit:
+    """Hands each action to a callback instead of keeping it (streamed copies)."""
+
+    __slots__ = ("_fn",)
+
+    def __init__(self, fn: Callable[[Action], object]) -> None:
+        self._fn = fn
+
+    def append(self, action: Action, /) -> None:
+        self._fn(action)
 
 
 class _FileKeys:

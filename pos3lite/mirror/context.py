@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, ParamSpec, TypeVar
 import pos3lite.mirror.policy as policy
 
 from ..engine import diff as engine_diff
-from ..engine.compact import PairList, StrList
+from ..engine.compact import KeyList, PairList, StrList
 from ..engine.compare import make_compare
 from ..engine.filters import Filter
 from ..engine.model import Action, Entry, Plan, Reason, Stamp, Synced
@@ -74,17 +74,19 @@ from ..localfs import (
     ensure_cache_root,
     iter_stamps,
     iter_walk,
+    remove,
     remove_stale_temps,
+    safe_join,
     walk,
 )
 from ..profiles import Profile, effective_profile, resolve_profile
-from ..progress import make_progress
+from ..progress import Progress, make_progress
 from ..s3.factory import ClientCache
 from ..transfer import (
     ByteRateLimiter,
+    DownloadRun,
     TransferConfig,
     download_object,
-    execute_download,
     execute_upload,
     upload_file,
 )
@@ -273,6 +275,12 @@ class _Recorder:
             return
         self.put(key, Synced(_stamp(after), obj.etag or None, obj.size, obj.mtime))
 
+    def discard(self, keys: set[str]) -> None:
+        """Drop the records not yet written for ``keys``."""
+        if keys:
+            with self._lock:
+                self._puts = [(k, r) for k, r in self._puts if k not in keys]
+
     def adopt(self, actions: Sequence[Action], *, local_is_src: bool) -> None:
         for a in actions:
             loc, rem = (a.src, a.dst) if local_is_src else (a.dst, a.src)
@@ -285,6 +293,90 @@ class _Recorder:
             puts, self._puts = self._puts, []
         if self.enabled:
             self.state.update(self.name, puts, forget)
+
+
+class _StreamedCopies:
+    """The copies of a plain download, started while the planner still merges the listing
+    and the walk (``engine.diff.plan(on_copy=...)``): memory holds the pool's window of
+    actions, not one per object, and the progress total grows as copies are decided.
+
+    The safety rules are :class:`~pos3lite.transfer.DownloadRun`'s: deletes are collected
+    by the planner and run only after the whole listing was read and every copy succeeded;
+    failures are collected and raised together. Case-fold / Unicode-normalisation twins
+    (``README.md`` and ``Readme.md``) are only known once every key was seen, and neither
+    twin may be touched, so only a copy that creates a new file streams (nothing at its
+    path, checked with ``lstat``: on a case-insensitive folder a twin's file answers
+    too); copies that replace a local file are held (a resync's changed files: few) and
+    run once the plan is complete. When the plan then finds twins, the new files this run
+    streamed for them are removed again, so the folder ends as it was.
+
+    A two-way sync does not stream (it keeps replaced versions aside before copies), nor do
+    the fallbacks (out-of-order stores, checksum comparison, possible collisions): they
+    plan from complete lists; the copies streamed before a fallback was needed are waited
+    for first (they then compare equal), and the held ones are dropped (re-planned).
+    """
+
+    def __init__(
+        self, mirror: _Mirror, client: S3Client, url: S3URL, reg: _Download, rec: _Recorder
+    ) -> None:
+        self.mirror, self.client, self.url, self.reg, self.rec = mirror, client, url, reg, rec
+        self.run: DownloadRun | None = None
+        self.held: list[Action] = []
+        self.created = KeyList()  # keys of the new files streamed (compact)
+
+    def begin(self, scan: RemoteScan) -> Callable[[Action], None]:
+        """The listing found a prefix: make the folder and return the copy callback."""
+        m, target = self.mirror, self.reg.local_path
+        ensure_cache_root(m.cache_root, target)
+        target.mkdir(parents=True, exist_ok=True)
+        if self.run is None:
+            progress = make_progress(
+                m.show_progress, 0, f"Downloading {self.url.normalized()}", grows=True
+            )
+            self.run = m._download_run(
+                self.client, self.url, scan, target, progress, self.rec, count=True
+            )
+        return self.copy
+
+    def copy(self, action: Action) -> None:
+        assert self.run is not None
+        key = action.key
+        if action.dst is not None or os.path.lexists(
+            self.reg.local_path.joinpath(*key.rstrip("/").split("/"))
+        ):
+            self.held.append(action)
+            return
+        if not key.endswith("/"):
+            self.created.append(key)
+        self.run.copy(action)
+
+    def settle(self) -> None:
+        """A fallback plans again from complete lists: wait for the copies fed so far and
+        forget the held ones (the new plan decides them again)."""
+        self.held.clear()
+        if self.run is not None:
+            self.run.join()
+
+    def undo_twins(self, keys: Iterable[str]) -> None:
+        """Remove the new files this run streamed for keys that turned out to be twins
+        (``keys``: every key of both sides of the fallback plan)."""
+        if not len(self.created):
+            return
+        twins = {k for pair in collisions(keys) for k in pair}
+        undone = {key for key in self.created if key in twins}
+        for key in undone:
+            with contextlib.suppress(OSError, ValueError):
+                remove(safe_join(self.reg.local_path, key))
+        self.rec.discard(undone)  # never recorded as in sync: the file is gone again
+
+    def abort(self) -> None:
+        """Planning failed: stop the copies, record those that finished, close the bar."""
+        if self.run is not None:
+            try:
+                self.run.abort()
+            finally:
+                self.run.progress.close()
+                self.rec.flush()
 
 
 def _noting_dirs(entries: Iterable[Entry], dirs: set[str]) -> Iterator[Entry]:
@@ -559,6 +651,7 @@ class _Mirror:
         two_way: bool = False,
         remote_src: bool = False,
         keys_only: bool = False,
+        on_copy: Callable[[Action], object] | None = None,
     ) -> Plan | None:
         """:meth:`_plan` in one pass over streams: the remote listing (sorted; it raises
         UnsortedListing otherwise), the local walk and the sync state's records are merged
@@ -567,7 +660,10 @@ class _Mirror:
         ``skipped`` is the walk's list of keys to protect, growing as the walk goes. Returns
         ``None`` when two keys may collide under case folding or Unicode normalisation
         (:class:`CollisionSieve`): the caller then plans with :meth:`_plan` from complete
-        lists, which names the colliding pairs and protects them."""
+        lists, which names the colliding pairs and protects them.
+
+        ``on_copy`` receives each copy as the merge decides it (``Plan.copies`` is then
+        empty; see ``engine.diff.plan``)."""
         loc = LocalStream(local)
         rem = Peek(markers_as_folders(remote, loc))
         src, dst = (rem, loc) if remote_src else (loc, rem)
@@ -594,6 +690,7 @@ class _Mirror:
             deletes_need_base=only_in_sync,
             observe=sieve.add,
             keys_only=keys_only,
+            on_copy=on_copy,
         )
         if sieve.suspect():
             return None
@@ -738,6 +835,7 @@ class _Mirror:
         base: dict[str, Synced] | BaseView | Future[dict[str, Synced]] | None = None,
         two_way: bool = False,
         keys_only: bool = False,
+        feed: _StreamedCopies | None = None,
     ) -> tuple[RemoteScan, Walk, Plan | None]:
         """Scan both sides of a download and plan it; the one planner behind
         :meth:`download`, :meth:`sync` and :meth:`plan_download`, so a plan shows exactly
@@ -748,7 +846,12 @@ class _Mirror:
         The listing, the walk and the state are streamed through the engine
         (:meth:`_plan_streamed`); a store that lists out of UTF-8 byte order, possible key
         collisions, or checksum comparison (which hashes the local files first) are
-        planned again from complete, sorted lists."""
+        planned again from complete, sorted lists.
+
+        With ``feed`` (a download, not a dry run), the streamed pass hands each copy to
+        ``feed`` as it is decided, so transfers start while the listing is still read;
+        copies it fed before a fallback are waited for before the local side is walked
+        again, and the fallback plan holds the rest (they compare equal now)."""
         # A bucket known to list out of byte order streams its listing through an external
         # sort (spilled to disk beyond a bound); one found out of order on the way is
         # listed again that way.
@@ -780,15 +883,20 @@ class _Mirror:
                     two_way=two_way,
                     remote_src=True,
                     keys_only=keys_only,
+                    on_copy=None if feed is None else feed.begin(scan),
                 )
             except UnsortedListing as exc:
                 logger.debug("%s: listed out of byte order (%s); planning again", what, exc)
                 self._unsorted_buckets.add(url.bucket)
+                if feed is not None:
+                    feed.settle()  # the copies fed so far land before the walk runs again
                 continue
             finally:
                 scan.close()
             if plan is not None:
                 return scan, report, plan
+            if feed is not None:
+                feed.settle()  # the copies already fed land before the walk sees the folder
             break  # possible case-fold twins: planned from whole lists below
         # Walk the local side while the remote side is listed (the two are independent).
         walking = (
@@ -822,6 +930,8 @@ class _Mirror:
             failures=scan.unsafe,
             keys_only=keys_only,
         )
+        if feed is not None:
+            feed.undo_twins(e.key for e in (*scan.entries, *dst))
         return scan, local, plan
 
     def _object_changed(
@@ -852,16 +962,25 @@ class _Mirror:
             # Read lazily: streamed into the planner in key order, never loaded whole.
             base = self._base_view(name)
             rec = self._recorder(name, target)
-            scan, local, plan = self._plan_download(
-                client,
-                url,
-                target,
-                delete=reg.delete,
-                exclude=reg.exclude,
-                what=f"download {url.normalized()}",
-                base=base,
-                two_way=two_way,
-            )
+            # A plain download streams its copies into the pool while the listing is read;
+            # a two-way sync plans whole first (see _StreamedCopies).
+            feed = None if two_way else _StreamedCopies(self, client, url, reg, rec)
+            try:
+                scan, local, plan = self._plan_download(
+                    client,
+                    url,
+                    target,
+                    delete=reg.delete,
+                    exclude=reg.exclude,
+                    what=f"download {url.normalized()}",
+                    base=base,
+                    two_way=two_way,
+                    feed=feed,
+                )
+            except BaseException:
+                if feed is not None:
+                    feed.abort()  # no delete ran; the copies that finished are recorded
+                raise
             if scan.obj is not None:
                 self._download_object(client, url, scan.obj, target, rec, base.get(""))
                 return
@@ -874,7 +993,9 @@ class _Mirror:
                     ensure_cache_root(self.cache_root, target)
                     target.mkdir(parents=True, exist_ok=True)
                 return
-            self._apply_download(client, url, scan, local, plan, reg, rec, two_way=two_way)
+            self._apply_download(
+                client, url, scan, local, plan, reg, rec, two_way=two_way, feed=feed
+            )
             if not scan.found and cache_folder:
                 # The remote has nothing: a cache folder emptied by the deletes goes too,
                 # so the caller can create it (LeRobotDataset.create: mkdir(exist_ok=False)).
@@ -892,33 +1013,38 @@ class _Mirror:
         rec: _Recorder,
         *,
         two_way: bool,
+        feed: _StreamedCopies | None = None,
     ) -> None:
+        """Run a download plan: copies (those ``feed`` already started while planning, then
+        ``plan.copies``), then, only when every copy succeeded, the deletes."""
         target = reg.local_path
         for a in plan.copies:
             if a.reason is Reason.CONFLICT:
                 self._keep_local_version(url, reg.profile, target, a.key)
         for a in plan.kept:
             self._keep_remote_version(client, url, scan, reg.profile, a)
-        total = sum(a.src.size for a in plan.copies if a.src is not None)
-        progress = make_progress(self.show_progress, total, f"Downloading {url.normalized()}")
+        run = feed.run if feed is not None else None
+        if run is not None:
+            progress = run.progress
+        else:
+            total = sum(a.src.size for a in plan.copies if a.src is not None)
+            progress = make_progress(self.show_progress, total, f"Downloading {url.normalized()}")
         try:
-            if plan.copies or scan.found:
-                ensure_cache_root(self.cache_root, target)
-                target.mkdir(parents=True, exist_ok=True)
-            execute_download(
-                plan,
-                client=client,
-                bucket=url.bucket,
-                key_prefix=scan.key_prefix,
-                local_root=target,
-                executor=self.executor,
-                progress=progress,
-                delete=reg.delete,
-                window=self.max_workers * 2,
-                extra_failures=scan.unsafe,
-                config=self.transfer_config,
-                on_done=lambda e: rec.downloaded(e.key, e),
-            )
+            if run is None:
+                if plan.copies or scan.found:
+                    ensure_cache_root(self.cache_root, target)
+                    target.mkdir(parents=True, exist_ok=True)
+                run = self._download_run(client, url, scan, target, progress, rec, count=False)
+                run.make_parents(plan.copies)
+            try:
+                for a in feed.held if feed is not None else ():
+                    run.copy(a)
+                for a in plan.copies:
+                    run.copy(a)
+            except BaseException:
+                run.abort()
+                raise
+            run.finish(plan, delete=reg.delete, extra_failures=scan.unsafe)
             if local.temp_files:
                 n = remove_stale_temps(local, now=time.time())
                 if n:
@@ -932,6 +1058,30 @@ class _Mirror:
                 if not os.path.lexists(target.joinpath(*a.key.rstrip("/").split("/")))
             ]
             rec.flush(forget=gone)
+
+    def _download_run(
+        self,
+        client: S3Client,
+        url: S3URL,
+        scan: RemoteScan,
+        target: Path,
+        progress: Progress,
+        rec: _Recorder,
+        *,
+        count: bool,
+    ) -> DownloadRun:
+        return DownloadRun(
+            client=client,
+            bucket=url.bucket,
+            key_prefix=scan.key_prefix,
+            local_root=target,
+            executor=self.executor,
+            progress=progress,
+            window=self.max_workers * 2,
+            config=self.transfer_config,
+            on_done=lambda e: rec.downloaded(e.key, e),
+            count_total=count,
+        )
 
     def _keep_local_version(
         self, url: S3URL, profile: Profile | None, root: Path, key: str

@@ -6,6 +6,7 @@ import random
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import pytest
 
@@ -497,3 +498,18 @@ def test_random_listings(seed: int) -> None:
     assert [a for a in keep.copies if not a.key.endswith("/")] == [
         a for a in p.copies if not a.key.endswith("/")
     ]
+
+
+def test_on_copy_streams_every_copy_and_keeps_the_rest() -> None:
+    src = [F("a.txt", 2), D("b/"), F("b/c", 3), F("d", 1), D("e/"), F("k", 1), F("k/x", 1)]
+    dst = [F("a.txt", 1), F("d", 1), F("gone", 1), D("old/"), F("old/x", 1)]
+    whole = plan(src, dst, compare=EXACT, delete=True)
+    seen: list[Any] = []
+    streamed = plan(src, dst, compare=EXACT, delete=True, on_copy=seen.append)
+    assert streamed.copies == ()
+    assert sorted(seen, key=lambda a: sort_key(a.key)) == list(whole.copies)
+    assert {a.key for a in seen} == {"a.txt", "b/c", "e/", "k/x"}
+    assert streamed.deletes == whole.deletes and streamed.deletes
+    assert streamed.conflicts == whole.conflicts == ("k",)
+    with pytest.raises(ValueError, match="on_copy or keys_only"):
+        plan(src, dst, compare=SizeOnly(), delete=True, on_copy=seen.append, keys_only=True)

@@ -92,3 +92,26 @@ def test_without_a_factory_plain_progress_objects_ignore_file_events() -> None:
     assert isinstance(p, NullProgress)
     file_done(p, "download", "s3://b/k", "/x")  # no file_done method: nothing happens
     assert progress._FACTORY is None
+
+
+def test_a_streamed_transfer_grows_the_bar_total_as_copies_are_planned() -> None:
+    out = io.StringIO()
+    report = RunReport(bar=True, verbose=False, stream=out)
+    part = report.factory(True, 0, "Downloading s3://b/p")  # the total is not known yet
+    progress.add_total(part, 1024)
+    progress.add_total(part, 1024)
+    part.update(2048)
+    report.close()
+    final = out.getvalue().split("\r")[-1]
+    assert "2.00k/2.00k" in final and "100%" in final
+
+
+def test_add_total_grows_a_tqdm_bar_and_ignores_plain_progress() -> None:
+    bar = make_progress(True, 0, "Downloading", grows=True)
+    assert isinstance(bar, progress.TqdmProgress)
+    progress.add_total(bar, 10)
+    progress.add_total(bar, 5)
+    assert bar._bar.total == 15
+    bar.close()
+    assert isinstance(make_progress(True, 0, "Downloading"), NullProgress)
+    progress.add_total(NullProgress(), 10)  # no add_total: ignored
