@@ -100,7 +100,7 @@ from .streams import BaseView, GrowingFilter, LocalStream, Peek, markers_as_fold
 from .ticks import local_changes
 
 if TYPE_CHECKING:
-    from concurrent.futures import Future, ThreadPoolExecutor
+    from concurrent.futures import ThreadPoolExecutor
 
     from ..s3.client import S3Client
 
@@ -822,6 +822,26 @@ class _Mirror:
             reg.ready.set()
         return local_path
 
+    @staticmethod
+    def _nothing_to_plan(
+        scan: RemoteScan,
+        url: S3URL,
+        target: Path,
+        base: dict[str, Synced] | BaseView | None,
+        two_way: bool,
+    ) -> bool:
+        """True when a download has no plan: an exact object, or nothing found remotely and
+        nothing local in sync with it. Raises ConfigError when the prefix's local side is a
+        file."""
+        if scan.obj is not None or (not scan.found and not (two_way and base)):
+            return True
+        if target.exists() and not target.is_dir():
+            raise ConfigError(
+                f"local path {str(target)!r} is a file, but {url.normalized()} is a prefix "
+                "(a folder is expected)"
+            )
+        return False
+
     @_gc_paused()
     def _plan_download(
         self,
@@ -832,7 +852,7 @@ class _Mirror:
         delete: bool,
         exclude: Sequence[str],
         what: str,
-        base: dict[str, Synced] | BaseView | Future[dict[str, Synced]] | None = None,
+        base: dict[str, Synced] | BaseView | None = None,
         two_way: bool = False,
         keys_only: bool = False,
         feed: _StreamedCopies | None = None,
@@ -840,8 +860,7 @@ class _Mirror:
         """Scan both sides of a download and plan it; the one planner behind
         :meth:`download`, :meth:`sync` and :meth:`plan_download`, so a plan shows exactly
         what a download would do. The plan is ``None`` for an exact object, or when nothing
-        is found remotely and nothing local was in sync with it. ``base`` may still be
-        loading (a future, resolved once the first listing page is in).
+        is found remotely and nothing local was in sync with it.
 
         The listing, the walk and the state are streamed through the engine
         (:meth:`_plan_streamed`); a store that lists out of UTF-8 byte order, possible key
@@ -860,15 +879,8 @@ class _Mirror:
                 continue
             scan = self._scan_remote(client, url, exclude, stream=True, spill=spill)
             try:
-                if base is not None and not isinstance(base, (dict, BaseView)):
-                    base = base.result()
-                if scan.obj is not None or (not scan.found and not (two_way and base)):
+                if self._nothing_to_plan(scan, url, target, base, two_way):
                     return scan, Walk(), None
-                if target.exists() and not target.is_dir():
-                    raise ConfigError(
-                        f"local path {str(target)!r} is a file, but {url.normalized()} is a "
-                        "prefix (a folder is expected)"
-                    )
                 report = Walk()
                 assert scan.stream is not None
                 plan = self._plan_streamed(
@@ -903,15 +915,8 @@ class _Mirror:
             self.executor.submit(walk, target, follow_dir_links=False) if target.is_dir() else None
         )
         scan = self._scan_remote(client, url, exclude)
-        if base is not None and not isinstance(base, (dict, BaseView)):
-            base = base.result()
-        if scan.obj is not None or (not scan.found and not (two_way and base)):
+        if self._nothing_to_plan(scan, url, target, base, two_way):
             return scan, Walk(), None
-        if target.exists() and not target.is_dir():
-            raise ConfigError(
-                f"local path {str(target)!r} is a file, but {url.normalized()} is a prefix "
-                "(a folder is expected)"
-            )
         local = walking.result() if walking is not None else Walk()
         dst = local.entries
         if self.compare == "checksum":
