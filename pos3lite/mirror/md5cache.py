@@ -18,7 +18,6 @@ Rules:
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import sqlite3
@@ -29,7 +28,8 @@ from concurrent.futures import Executor
 from pathlib import Path
 from typing import TypeVar
 
-from ..localfs import ensure_cache_root, file_md5
+from ..localfs import file_md5
+from . import sqlitedb
 from .state import META_DIR
 
 __all__ = ["CACHE_FILE", "MAX_ROWS", "Md5Cache"]
@@ -83,18 +83,9 @@ class Md5Cache:
     # ----------------------------------------------------------------- connection
 
     def _connect(self) -> sqlite3.Connection:
-        ensure_cache_root(self.path.parent.parent)
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        db = sqlite3.connect(self.path, timeout=5.0, check_same_thread=False, isolation_level=None)
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.executescript(_SCHEMA)
-            db.execute("SELECT count(*) FROM md5 WHERE dev = -1").fetchone()
-        except BaseException:
-            db.close()
-            raise
-        return db
+        return sqlitedb.connect(
+            self.path, _SCHEMA, "SELECT count(*) FROM md5 WHERE dev = -1", timeout=5.0
+        )
 
     def _run(self, what: str, fn: Callable[[sqlite3.Connection], T]) -> T | None:
         """``fn(db)`` under the lock; a damaged database is deleted and rebuilt once, any
@@ -127,17 +118,13 @@ class Md5Cache:
             logger.warning(
                 "md5 cache %s is damaged (%s while %s); starting it afresh", self.path, exc, what
             )
-            for suffix in ("", "-wal", "-shm"):
-                with contextlib.suppress(OSError):
-                    os.unlink(str(self.path) + suffix)
+            sqlitedb.move_aside(self.path)
         else:
             self._off = True
             logger.warning("md5 cache %s unusable (%s); hashing instead", self.path, exc)
 
     def _close(self) -> None:
-        if self._db is not None:
-            with contextlib.suppress(sqlite3.Error):
-                self._db.close()
+        sqlitedb.close_quietly(self._db)
         self._db = None
 
     def close(self) -> None:

@@ -20,7 +20,6 @@ Rules:
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
 import sqlite3
@@ -31,7 +30,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from ..engine.model import Synced
-from ..localfs.cache import ensure_cache_root
+from . import sqlitedb
 
 __all__ = ["META_DIR", "STATE_FILE", "SyncState", "registration_name"]
 
@@ -93,8 +92,6 @@ class SyncState:
     def _open(self) -> sqlite3.Connection:
         if self._db is not None:
             return self._db
-        ensure_cache_root(self.path.parent.parent)  # 0700 when this is the first write
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         try:
             db = self._connect()
         except sqlite3.DatabaseError as exc:
@@ -104,16 +101,9 @@ class SyncState:
         return db
 
     def _connect(self) -> sqlite3.Connection:
-        db = sqlite3.connect(self.path, timeout=30.0, check_same_thread=False, isolation_level=None)
-        try:
-            db.execute("PRAGMA journal_mode=WAL")
-            db.execute("PRAGMA synchronous=NORMAL")
-            db.executescript(_SCHEMA)
-            db.execute("SELECT count(*) FROM registrations").fetchone()
-        except BaseException:
-            db.close()
-            raise
-        return db
+        return sqlitedb.connect(
+            self.path, _SCHEMA, "SELECT count(*) FROM registrations", timeout=30.0
+        )
 
     def _set_aside(self, exc: BaseException) -> None:
         aside = self.path.with_name(f"{STATE_FILE}.corrupt-{int(time.time())}")
@@ -124,9 +114,7 @@ class SyncState:
             exc,
             aside,
         )
-        for suffix in ("", "-wal", "-shm"):
-            with contextlib.suppress(OSError):
-                os.replace(str(self.path) + suffix, str(aside) + suffix)
+        sqlitedb.move_aside(self.path, aside)
 
     def _reg_id(self, db: sqlite3.Connection, name: str, *, create: bool = True) -> int | None:
         found = self._ids.get(name)
@@ -340,9 +328,7 @@ class SyncState:
             logger.warning("could not write the sync state %s: %s", self.path, exc)
 
     def close_locked(self) -> None:
-        if self._db is not None:
-            with contextlib.suppress(sqlite3.Error):
-                self._db.close()
+        sqlitedb.close_quietly(self._db)
         self._db = None
         self._ids.clear()
 
