@@ -1797,6 +1797,22 @@ class _Mirror:
         out.sort(key=engine_diff.sort_key)
         return out
 
+    def _plan_target(
+        self,
+        what: str,
+        remote: str,
+        local: str | os.PathLike[str] | None,
+        profile: str | Profile | None,
+    ) -> tuple[S3URL, Profile | None, Path]:
+        """The ``(url, profile, local folder)`` a ``plan_*`` call is about; ConfigError names
+        a ``remote`` that is not an ``s3://`` URL (plans compare with S3, never two folders)."""
+        self._require_open()
+        if not is_s3_url(remote):
+            raise ConfigError(f"{what} requires an s3:// URL, got: {remote!r}")
+        url = parse_s3_url(remote)
+        p = effective_profile(url.profile, profile, self.default_profile)
+        return url, p, self._local_path(url, local, p)
+
     def plan_download(
         self,
         remote: str,
@@ -1805,12 +1821,7 @@ class _Mirror:
         profile: str | Profile | None,
         delete: bool = True,
     ) -> TransferPlan:
-        self._require_open()
-        if not is_s3_url(remote):
-            raise ConfigError(f"plan_download requires an s3:// URL, got: {remote!r}")
-        url = parse_s3_url(remote)
-        p = effective_profile(url.profile, profile, self.default_profile)
-        target = self._local_path(url, local, p)
+        url, p, target = self._plan_target("plan_download", remote, local, profile)
         base = self._base_view(_state_name(url.normalized(), p, target))
         scan, _, plan = self._plan_download(
             self.client(p),
@@ -1850,12 +1861,7 @@ class _Mirror:
     ) -> tuple[TransferPlan, TransferPlan]:
         """What :meth:`sync` followed by its final upload would do now: ``(download phase,
         upload phase)``, each as a :class:`TransferPlan` (the CLI's ``sync --dry-run``)."""
-        self._require_open()
-        if not is_s3_url(remote):
-            raise ConfigError(f"plan_sync requires an s3:// URL, got: {remote!r}")
-        url = parse_s3_url(remote)
-        p = effective_profile(url.profile, profile, self.default_profile)
-        target = self._local_path(url, local, p)
+        url, p, target = self._plan_target("plan_sync", remote, local, profile)
         client = self.client(p)
         base = self._base_view(_state_name(url.normalized(), p, target))
         scan, _, down = self._plan_download(
@@ -1915,12 +1921,7 @@ class _Mirror:
         profile: str | Profile | None,
         delete: bool = True,
     ) -> TransferPlan:
-        self._require_open()
-        if not is_s3_url(remote):
-            raise ConfigError(f"plan_upload requires an s3:// URL, got: {remote!r}")
-        url = parse_s3_url(remote)
-        p = effective_profile(url.profile, profile, self.default_profile)
-        root = self._local_path(url, local, p)
+        url, p, root = self._plan_target("plan_upload", remote, local, profile)
         if not root.exists():
             raise FileNotFoundError(f"upload source does not exist: {str(root)!r}")
         key_prefix = url.prefix + "/" if url.prefix else ""

@@ -12,7 +12,13 @@ import pytest
 
 import pos3lite
 from pos3lite import _mirror
-from pos3lite.errors import AccessDeniedError, KeyConflictError, TransferError, UnsafeKeyError
+from pos3lite.errors import (
+    AccessDeniedError,
+    ConfigError,
+    KeyConflictError,
+    TransferError,
+    UnsafeKeyError,
+)
 from pos3lite.keys import NAME_MAX, check_relative_key, collisions
 from pos3lite.profiles import Profile
 from pos3lite.s3.client import S3Client
@@ -190,3 +196,16 @@ def test_folder_markers_can_be_switched_off(fake: FakeS3, tmp_path: Path) -> Non
     with mirror(tmp_path):
         pos3lite.upload("s3://bkt/b", local=src, profile=plain)
     assert fake.objects["b/empty/"] == b""
+
+
+@pytest.mark.parametrize("call", ["plan_download", "plan_upload", "plan_sync"])
+def test_a_plan_of_a_local_path_is_refused_naming_the_path(call: str, tmp_path: Path) -> None:
+    """Plans compare a folder with S3: a local ``remote`` is a ConfigError naming the call
+    and the value, raised before any client is made."""
+    local = str(tmp_path / "not-a-url")
+    with pos3lite.mirror(cache_root=tmp_path / "cache", show_progress=False):
+        fn = getattr(_mirror._require_active(), call)
+        with pytest.raises(ConfigError) as info:
+            fn(local, None, None, None)
+    assert f"{call} requires an s3:// URL" in str(info.value)
+    assert repr(local) in str(info.value)
