@@ -1340,7 +1340,7 @@ class _Mirror:
         if changes is not None and changes.empty:
             return True  # nothing stat-ed, nothing sent
         root = reg.local_path
-        if not root.is_dir():
+        if changes is None and not root.is_dir():  # a watcher reports a missing root
             return False
         url = reg.raw
         key_prefix = url.prefix + "/" if url.prefix else ""
