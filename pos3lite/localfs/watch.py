@@ -277,7 +277,9 @@ class Watcher:
         """Watch one folder; False when it is gone, not a folder, a symlink or unreadable
         (the walk skips those too; the parent's events tell if that changes)."""
         path = os.path.join(self.root, key) if key else self.root
-        wd = self.lib.add_watch(self.fd, os.fsencode(path), _MASK)
+        # The root is followed if it is a symlink, as the walk opens it; nothing below it is.
+        mask = _MASK if key else _MASK & ~IN_DONT_FOLLOW
+        wd = self.lib.add_watch(self.fd, os.fsencode(path), mask)
         if wd < 0:
             err = ctypes.get_errno()
             if err in (errno.ENOSPC, errno.EMFILE, errno.ENOMEM):

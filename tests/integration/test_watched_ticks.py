@@ -312,3 +312,21 @@ def test_a_forked_child_drops_the_watcher_and_the_exit_closes_it(
     assert w.fd == -1
     with contextlib.suppress(FileNotFoundError):
         assert os.readlink(f"/proc/self/fd/{fd}") != "anon_inode:inotify"
+
+
+def test_a_lost_record_is_uploaded_by_the_next_full_walk(
+    oracle: Any, bucket: str, profile: Any, tmp_path: Path, tree_of_files: Path, fs: FsCalls
+) -> None:
+    """A watched tick trusts the records when no event came (nothing changed locally); a
+    record lost meanwhile (a failed state write) is found by the next full walk: here a
+    flush, else the tenth tick or the exit."""
+    url = f"s3://{bucket}/run"
+    with counted_mirror(tmp_path, profile) as (m, seen):
+        pos3lite.upload(url, local=tree_of_files, interval=None)
+        reg = started(m, url, seen, fs)
+        name = ctx._state_name(reg.url, reg.profile, reg.local_path)
+        m.state_store.update(name, [], forget=["sub/b.txt"])
+        m._sync_upload(reg, TICK)
+        assert seen.take() == []
+        pos3lite.flush(url)
+        assert seen.take() == [("PUT", f"{bucket}/run/sub/b.txt")]

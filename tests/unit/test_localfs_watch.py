@@ -321,3 +321,16 @@ def test_an_overflow_event_in_a_read_asks_for_a_full_walk(root: Path, watcher: W
     for event in parse_events(struct.pack("iIII", -1, watch.IN_Q_OVERFLOW, 0, 0)):
         watcher._apply(event, out)
     assert watcher.drain().full
+
+
+def test_a_symlinked_root_is_followed_as_the_walk_follows_it(root: Path, tmp_path: Path) -> None:
+    link = tmp_path / "link-to-tree"
+    os.symlink(root, link)
+    w = Watcher(link)
+    try:
+        (root / "sub" / "b.txt").write_bytes(b"changed")
+        ch = w.drain()
+        assert ch.files == {"sub/b.txt"}
+        assert rows_of(link, ch) == {"sub/b.txt": walk_rows(link)["sub/b.txt"]}
+    finally:
+        w.close()
