@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
-import ctypes.util
 import errno
 import logging
 import os
@@ -136,8 +135,10 @@ def load_inotify() -> Inotify:
     """
     if not sys.platform.startswith("linux"):
         raise WatchUnavailable(errno.ENOSYS, f"inotify is Linux only (this is {sys.platform})")
+    # The symbols of the running process (its C library: glibc or musl), without
+    # ctypes.util.find_library, which runs ldconfig in a subprocess.
     try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        libc = ctypes.CDLL(None, use_errno=True)
         init1 = libc.inotify_init1
         add = libc.inotify_add_watch
         rm = libc.inotify_rm_watch
