@@ -330,3 +330,64 @@ def test_a_lost_record_is_uploaded_by_the_next_full_walk(
         assert seen.take() == []
         pos3lite.flush(url)
         assert seen.take() == [("PUT", f"{bucket}/run/sub/b.txt")]
+
+
+def _mutations(root: Path) -> list[Any]:
+    """Changes between ticks, each a function of the tree's root."""
+
+    def step1() -> None:
+        (root / "sub" / "f03.txt").write_bytes(b"grown by some bytes")
+        (root / "skip.log").write_bytes(b"excluded")
+        (root / "sub" / "x.pos3lite-tmp").write_bytes(b"a temp file")
+        os.symlink(root / "a.txt", root / "alink")
+
+    def step2() -> None:
+        for p in (root / "sub" / "deep").iterdir():
+            p.unlink()  # deep/ is empty now
+        os.rename(root / "sub" / "f04.txt", root / "renamed.txt")
+        (root / "n1" / "n2").mkdir(parents=True)
+        (root / "n1" / "n2" / "w.bin").write_bytes(b"w")
+
+    def step3() -> None:
+        (root / "sub" / "deep" / "again.txt").write_bytes(b"again")
+        os.rename(root / "n1", root / "n1moved")
+        os.chmod(root / "a.txt", 0o600)
+
+    return [step1, step2, step3]
+
+
+def test_watched_ticks_send_what_stat_walk_ticks_send(
+    bucket: str, profile: Any, tmp_path: Path
+) -> None:
+    """The same changes, once with the watcher and once with stat walks: the same PUTs
+    after every tick (excluded, temp files and symlinks, an emptied folder, renames, new
+    and moved folders)."""
+    sent: dict[bool, list[list[str]]] = {}
+    for watched in (True, False):
+        root = tmp_path / f"run-{watched}"
+        (root / "sub" / "deep").mkdir(parents=True)
+        for i in range(6):
+            (root / "sub" / f"f{i:02d}.txt").write_bytes(b"x" * i)
+        (root / "a.txt").write_bytes(b"aaa")
+        (root / "sub" / "deep" / "c.bin").write_bytes(b"c")
+        url = f"s3://{bucket}/eq-{watched}"
+        per_tick = []
+        with counted_mirror(tmp_path / f"m-{watched}", profile) as (m, seen):
+            pos3lite.upload(url, local=root, interval=None, exclude=["*.log"])
+            reg = registration(m, url)
+            reg.watch_off = not watched
+            m._sync_upload(reg, TICK)
+            seen.take()
+            for step in _mutations(root):
+                step()
+                m._sync_upload(reg, TICK)
+                reqs = seen.take()
+                assert lists(reqs) == 0
+                per_tick.append(sorted(p.split("/", 2)[2] for p in puts(reqs)))
+            assert (reg.watcher is not None) is watched
+        sent[watched] = per_tick
+    assert sent[True] == sent[False]
+    assert sent[True][0] == ["sub/f03.txt"]
+    # deep/ emptied: no marker, its old keys are still on S3 (ticks never delete).
+    assert sent[True][1] == ["n1/n2/w.bin", "renamed.txt"]
+    assert "n1moved/n2/w.bin" in sent[True][2] and "a.txt" in sent[True][2]
