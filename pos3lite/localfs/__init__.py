@@ -5,6 +5,8 @@
 * :mod:`.write` writes through folder descriptors with ``O_NOFOLLOW`` into locked temp
   files renamed into place, and removes temp files whose writer died.
 * :mod:`.cache` finds and creates the cache root (``0700``, owner checked).
+* :mod:`.watch` (Linux inotify: which files background ticks must stat) loads ctypes, so
+  it is imported by its first user, never from here.
 
 Every name below is importable from ``pos3lite.localfs``.
 """

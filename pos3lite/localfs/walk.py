@@ -55,6 +55,7 @@ __all__ = [
     "file_md5",
     "iter_stamps",
     "iter_walk",
+    "open_under",
     "walk",
 ]
 
@@ -182,11 +183,17 @@ def iter_stamps(
     follow_symlinks: bool = False,
     max_key_bytes: int | None = MAX_KEY_BYTES,
     report: Walk | None = None,
+    under: str = "",
 ) -> Iterator[StampRow]:
     """The walk of an upload source (:func:`iter_walk`: same order, same skips and report) as
     :data:`StampRow` rows: ``(key.encode(), size, st_mtime_ns, st_ino, st_ctime_ns)`` for a
     file (the :data:`~pos3lite.engine.model.Stamp` after the key), ``(key.encode(), None,
     None, None, None)`` for an empty folder (key ending ``/``).
+
+    ``under`` (a folder key ending ``/``, e.g. ``"a/b/"``) walks only that folder of the tree
+    (a change watcher's new folder): keys keep the prefix, the folder is opened from ``root``
+    one component at a time with ``O_NOFOLLOW`` (a component that is a symlink or missing
+    gives nothing), and the folder itself is not listed even when empty.
 
     Raises:
         NotADirectoryError: ``root`` exists but is not a folder; OSError if it cannot be read.
@@ -199,7 +206,25 @@ def iter_stamps(
     if not stat.S_ISDIR(st.st_mode):
         raise NotADirectoryError(f"not a folder: {str(root)!r}")
     walker = _Walker(str(root), follow_symlinks, False, max_key_bytes, out, stamps=True)
+    walker.under = under
     yield from cast(Iterator[StampRow], walker.run())
+
+
+def open_under(root_fd: int, key: str) -> int:
+    """Open the folder ``key`` (``"a/b/"``; ``""``: a duplicate of ``root_fd``) below the
+    folder open at ``root_fd``, one component at a time with ``O_NOFOLLOW``: a symlinked
+    component is never followed. Returns a new descriptor; raises OSError (``ELOOP``,
+    ``ENOTDIR``, ``ENOENT``...) when a component is missing, a symlink or not a folder."""
+    fd = os.dup(root_fd)
+    for name in key.split("/"):
+        if not name:
+            continue
+        try:
+            nxt = os.open(name, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=fd)
+        finally:
+            os.close(fd)
+        fd = nxt
+    return fd
 
 
 class _Walker:
@@ -217,6 +242,7 @@ class _Walker:
         self.root, self.follow, self.destination = root, follow, destination
         self.max_key, self.out = max_key, out
         self.stack: list[_Frame] = []
+        self.under = ""  # iter_stamps(under=...): the key prefix of the folder walked
         self.ancestors: set[tuple[int, int]] = set()
         self.nonempty = False  # set by list_folder
 
@@ -226,11 +252,20 @@ class _Walker:
     def run(self) -> Iterator[Entry | StampRow]:
         stamps = self.stamps
         fd = os.open(self.root, _DIR_FLAGS)
+        rel = self.under
+        if rel:
+            try:
+                start = open_under(fd, rel)
+            except OSError:
+                return  # gone, or a component is a symlink: nothing under it is listed
+            finally:
+                os.close(fd)
+            fd = start
         try:
             st = os.fstat(fd)
             ident = (st.st_dev, st.st_ino)
-            children = self.list_folder(fd, "")
-            self.stack.append(_Frame("", "", ident, fd, False, children, 0))
+            children = self.list_folder(fd, rel)
+            self.stack.append(_Frame("", rel, ident, fd, False, children, len(rel.encode())))
             self.ancestors.add(ident)
             while self.stack:
                 top = self.stack[-1]

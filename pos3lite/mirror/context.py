@@ -97,11 +97,13 @@ from .scan import RemoteScan, UnsortedListing, anchored, scan_remote
 from .scheduler import Scheduler
 from .state import META_DIR, SyncState, registration_name
 from .streams import BaseView, GrowingFilter, LocalStream, Peek, markers_as_folders
-from .ticks import local_changes
+from .ticks import local_changes, next_dirs
 
 if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
 
+    from ..localfs.walk import StampRow
+    from ..localfs.watch import Changes, Watcher
     from ..s3.client import S3Client
 
 __all__ = [
@@ -214,6 +216,10 @@ class _Upload:
     passes: int | None = field(default=None, compare=False)
     failed: bool = field(default=False, compare=False)
     dirs: frozenset[str] = field(default=frozenset(), compare=False)
+    # Change notification (ticks.py, localfs/watch.py): the inotify watcher started by the
+    # first tick, and whether inotify proved unavailable for this registration.
+    watcher: Watcher | None = field(default=None, compare=False)
+    watch_off: bool = field(default=False, compare=False)
 
 
 def _state_name(url: str, profile: Profile | None, local: Path) -> str:
@@ -466,6 +472,9 @@ class _Mirror:
                     self._executor.shutdown(wait=True)
                 self._clients.close()
             finally:
+                for reg in self._uploads.values():
+                    if reg.watcher is not None:
+                        reg.watcher.close()
                 self.registry.release_all()
                 self.state_store.close()
                 self.md5_cache.close()
@@ -481,6 +490,9 @@ class _Mirror:
         self._thread = None
         self._stop = threading.Event()
         self._wake = threading.Event()
+        for reg in self._uploads.values():
+            if reg.watcher is not None:
+                reg.watcher.forget()  # the parent's inotify queue: never read here
         self._uploads = {}
         self._downloads = {k: d for k, d in self._downloads.items() if d.ready.is_set()}
         for d in self._downloads.values():
@@ -1265,43 +1277,87 @@ class _Mirror:
         full = not self.use_state or policy.lists_in_full(
             phase, passes_since_listing=reg.passes, failed=reg.failed
         )
+        changes = self._watched_changes(reg, phase)  # before any walk of this pass
         try:
-            if not full and self._upload_changes(reg):
+            if not full and self._upload_changes(reg, changes):
                 if phase is policy.Phase.TICK and reg.passes is not None:
                     reg.passes += 1
             else:
                 self._upload_pass(reg, phase)
         except BaseException:
             reg.failed = True
+            if reg.watcher is not None:
+                reg.watcher.baseline = False
             raise
         reg.failed = False
+        if reg.watcher is not None:
+            reg.watcher.baseline = True  # watched since before this pass's walk began
 
-    def _upload_changes(self, reg: _Upload) -> bool:
+    def _watched_changes(self, reg: _Upload, phase: policy.Phase) -> Changes | None:
+        """What the registration's inotify watcher saw since the last pass, when a tick may
+        stat only that (see ``ticks.py``); None: this pass walks in full. Starts the watcher
+        on the first tick (before its walk), keeps its watches in step on every other pass,
+        restarts it on doubt, and drops it for good where inotify is unavailable."""
+        if phase is policy.Phase.FINAL:
+            return None
+        w = reg.watcher
+        from_tick = phase is policy.Phase.TICK
+        try:
+            if w is None:
+                if from_tick and self.use_state and not (reg.watch_off or reg.follow_symlinks):
+                    from ..localfs.watch import Watcher
+
+                    reg.watcher = Watcher(reg.local_path)
+                return None
+            changes = w.drain()
+            if changes.full:
+                w.restart()
+                return None
+        except OSError as exc:
+            from ..localfs.watch import WatchUnavailable
+
+            if reg.watcher is not None:
+                reg.watcher.close()
+                reg.watcher = None
+            if isinstance(exc, WatchUnavailable):
+                reg.watch_off = True
+                logger.info("background ticks of %s stat every file: %s", reg.url, exc)
+            return None  # else the folder is missing or not a folder yet: again next tick
+        return changes if from_tick and w.baseline else None
+
+    def _upload_changes(self, reg: _Upload, changes: Changes | None = None) -> bool:
         """An incremental pass (see ``ticks.py``): walk the local folder (stat only), merge it
         with the sync state's records and upload the changed files, each its own PUT (or
         multipart upload), with no LIST. Nothing changed: no request at all. Uploads only.
         Returns False, having done nothing, when the state holds no record for the
         registration or the folder is not a folder (the caller lists in full).
 
+        ``changes`` (a watched tick): stat only the names the watcher reported, and walk only
+        its new folders, instead of the whole folder; none at all: return True at once.
+
         Raises TransferError for failed copies and local names S3 cannot hold, as a full pass.
         """
+        if changes is not None and changes.empty:
+            return True  # nothing stat-ed, nothing sent
         root = reg.local_path
-        if not root.is_dir():
+        if changes is None and not root.is_dir():  # a watcher reports a missing root
             return False
         url = reg.raw
         key_prefix = url.prefix + "/" if url.prefix else ""
         name = _state_name(reg.url, reg.profile, root)
         report = Walk()
+        max_key = 1024 - len(key_prefix.encode())
         with _gc_paused():
-            found = local_changes(
-                iter_stamps(
-                    root,
-                    follow_symlinks=reg.follow_symlinks,
-                    max_key_bytes=1024 - len(key_prefix.encode()),
-                    report=report,
-                ),
-                self.state_store.iter_stamps(name),
-            )
+            rows: Iterable[StampRow]
+            if changes is None:
+                rows = iter_stamps(
+                    root, follow_symlinks=reg.follow_symlinks, max_key_bytes=max_key, report=report
+                )
+            else:
+                from ..localfs.watch import stamp_rows
+
+                rows = stamp_rows(root, changes, max_key_bytes=max_key, report=report)
+            found = local_changes(rows, self.state_store.iter_stamps(name))
         if not found.known:
             return False
         failures: list[Pos3liteError] = list(report.failures)
@@ -1312,7 +1368,11 @@ class _Mirror:
             self._upload_changed(reg, root, key_prefix, name, changed, found.dirs, report, failures)
         elif failures:
             raise TransferError("Upload", failures)
-        reg.dirs = frozenset(found.dirs)
+        if changes is None:
+            reg.dirs = frozenset(found.dirs)
+        else:
+            redone = changes.touched | changes.walk
+            reg.dirs = next_dirs(reg.dirs, redone, changes.walk | changes.gone, found.dirs)
         return True
 
     def _upload_changed(

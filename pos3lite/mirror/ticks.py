@@ -18,6 +18,27 @@ listing (at most ``policy.FULL_LISTING_EVERY`` ticks later, and the final sync):
 * a new local file equal to an object already on S3 is uploaded rather than adopted;
 * deletes never run in a background tick or a flush anyway.
 
+Change notification (Linux inotify, :mod:`pos3lite.localfs.watch`): a registration's first
+background tick starts a watcher over every folder of its local tree *before* the walk that
+establishes the baseline. From then on an incremental tick does not walk: it drains the
+watcher's events and stats only the names they give (walking only new folders), and merges
+those rows with the same records through :func:`local_changes`; a tick without an event
+makes no request and stats nothing. Walks in full instead (and the watcher is rebuilt where
+it is in doubt):
+
+* the ticks that list the remote in full (the first pass, every ``FULL_LISTING_EVERY``-th
+  tick, after a failed pass, the final sync at exit) and :func:`~pos3lite.flush`, which
+  promises every local change;
+* any doubt of the watcher: ``IN_Q_OVERFLOW``, a watch dropped for a folder still needed,
+  the root moved or deleted, a fork (the child never reads the parent's descriptor);
+* where inotify cannot be had (not Linux, no ctypes, ``max_user_watches`` or
+  ``max_user_instances`` reached: logged once at INFO), with ``follow_symlinks=True`` (a
+  link's target may lie outside every watched folder), or with a stateless comparison.
+
+The periodic full walk is what catches what inotify never reports: writes through ``mmap``,
+changes made by another machine on a network filesystem, and writes through a hard link
+whose path lies in a folder that is not watched.
+
 Pure: no I/O here (the caller passes the two streams).
 """
 
@@ -28,7 +49,7 @@ from dataclasses import dataclass, field
 
 from ..engine.model import Stamp
 
-__all__ = ["LocalChanges", "local_changes"]
+__all__ = ["LocalChanges", "local_changes", "next_dirs"]
 
 # (key as UTF-8 bytes, size, st_mtime_ns, st_ino, st_ctime_ns); None after the key: a folder.
 _Row = tuple[bytes, int | None, int | None, int | None, int | None]
@@ -80,3 +101,16 @@ def local_changes(
         changed.append((kb.decode(), (size, mtime_ns, ino, ctime_ns)))
     out.files = files
     return out
+
+
+def next_dirs(
+    known: Iterable[str], redone: Iterable[str], below: Iterable[str], empty_now: Iterable[str]
+) -> frozenset[str]:
+    """The empty local folders after a pass that looked again only at some folders (a
+    watched tick): ``known`` (those of the last pass) minus the folders looked at again
+    (``redone``: whose emptiness was checked) and every folder under ``below`` (folder keys
+    walked again or gone), plus those found empty now (``empty_now``)."""
+    redo = set(redone)
+    prefixes = tuple(below)
+    kept = {d for d in known if d not in redo and not d.startswith(prefixes)}
+    return frozenset(kept.union(empty_now))

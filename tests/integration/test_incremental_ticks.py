@@ -229,6 +229,7 @@ def test_a_file_with_a_failed_state_write_is_uploaded_again(
     with counted_mirror(tmp_path, profile) as (m, seen):
         pos3lite.upload(url, local=tree_of_files, interval=None)
         reg = registration(m, url)
+        reg.watch_off = True  # stat-walk ticks (watched ones: test_watched_ticks.py)
         m._sync_upload(reg, TICK)
         seen.take()
         name = ctx._state_name(reg.url, reg.profile, reg.local_path)

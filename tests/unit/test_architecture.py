@@ -315,3 +315,27 @@ def test_the_architecture_rules_hold_for_the_mirror_package() -> None:
         for node in ast.walk(tree):
             if isinstance(node, ast.ImportFrom) and node.module:
                 assert "context" not in node.module, rel
+
+
+def test_the_change_watcher_and_ctypes_load_only_when_a_tick_starts_one() -> None:
+    """``localfs/watch.py`` (inotify through ctypes) is imported by the first background
+    tick, never by ``import pos3lite``, the mirror or ``pos3lite.localfs``; it uses only the
+    standard library and the walk below it."""
+    code = (
+        "import sys, pos3lite, pos3lite.localfs, pos3lite.mirror.context; "
+        "print(','.join(m for m in ('ctypes','pos3lite.localfs.watch') if m in sys.modules))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    assert out == "", f"loaded eagerly: {out}"
+    allowed = set(sys.stdlib_module_names) | {"__future__"}
+    roots = {name.split(".")[0] for name in _imports(PKG / "localfs" / "watch.py")}
+    assert roots <= allowed, sorted(roots - allowed)
+    for path in PKG.rglob("*.py"):
+        if path.name == "watch.py":
+            continue
+        tree = ast.parse(path.read_text())
+        for node in tree.body:  # module level only: the mirror imports it inside functions
+            if isinstance(node, ast.ImportFrom) and node.module:
+                assert not node.module.endswith("watch"), path

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pos3lite.mirror.ticks import local_changes
+from pos3lite.mirror.ticks import local_changes, next_dirs
 
 A = (1, 10, 100, 1000)
 B = (2, 20, 200, 2000)
@@ -47,3 +47,14 @@ def test_utf8_byte_order() -> None:
     assert keys == sorted(keys, key=lambda k: k.encode())
     out = local_changes(rows(*[(k, A) for k in keys]), rows(*[(k, A) for k in keys[1:]]))
     assert out.changed == [("a.b", A)]
+
+
+def test_a_watched_pass_updates_only_the_empty_folders_it_looked_at() -> None:
+    known = {"e1/", "e2/", "n/old/", "gone/x/", "keep/"}
+    out = next_dirs(
+        known,
+        redone={"e1/", "e2/", "n/"},  # folders whose emptiness was checked again
+        below={"n/", "gone/"},  # walked again / deleted: everything under them redone
+        empty_now=["e2/", "n/new/", "fresh/"],
+    )
+    assert out == {"e2/", "n/new/", "fresh/", "keep/"}
