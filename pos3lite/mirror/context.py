@@ -310,10 +310,12 @@ class _StreamedCopies:
     run once the plan is complete. When the plan then finds twins, the new files this run
     streamed for them are removed again, so the folder ends as it was.
 
-    A two-way sync does not stream (it keeps replaced versions aside before copies), nor do
-    the fallbacks (out-of-order stores, checksum comparison, possible collisions): they
-    plan from complete lists; the copies streamed before a fallback was needed are waited
-    for first (they then compare equal), and the held ones are dropped (re-planned).
+    The download phase of a two-way sync streams too: the three-way rules decide each key
+    as the merge passes it (``engine.threeway.decide``), and the copies that replace a local
+    version (kept aside under the cache root first) are among the held ones. The fallbacks
+    (out-of-order stores, checksum comparison, possible collisions) plan from complete
+    lists; the copies streamed before a fallback was needed are waited for first (they then
+    compare equal), and the held ones are dropped (re-planned).
     """
 
     def __init__(
@@ -327,8 +329,9 @@ class _StreamedCopies:
     def begin(self, scan: RemoteScan) -> Callable[[Action], None]:
         """The listing found a prefix: make the folder and return the copy callback."""
         m, target = self.mirror, self.reg.local_path
-        ensure_cache_root(m.cache_root, target)
-        target.mkdir(parents=True, exist_ok=True)
+        if scan.found:  # (a sync whose remote is gone copies nothing: no folder made)
+            ensure_cache_root(m.cache_root, target)
+            target.mkdir(parents=True, exist_ok=True)
         if self.run is None:
             progress = make_progress(
                 m.show_progress, 0, f"Downloading {self.url.normalized()}", grows=True
@@ -1063,9 +1066,8 @@ class _Mirror:
             # Read lazily: streamed into the planner in key order, never loaded whole.
             base = self._base_view(name)
             rec = self._recorder(name, target)
-            # A plain download streams its copies into the pool while the listing is read;
-            # a two-way sync plans whole first (see _StreamedCopies).
-            feed = None if two_way else _StreamedCopies(self, client, url, reg, rec)
+            # The copies stream into the pool while the listing is read (_StreamedCopies).
+            feed = _StreamedCopies(self, client, url, reg, rec)
             try:
                 scan, local, plan = self._plan_download(
                     client,
@@ -1119,7 +1121,8 @@ class _Mirror:
         """Run a download plan: copies (those ``feed`` already started while planning, then
         ``plan.copies``), then, only when every copy succeeded, the deletes."""
         target = reg.local_path
-        for a in plan.copies:
+        held = feed.held if feed is not None else []
+        for a in (*held, *plan.copies):
             if a.reason is Reason.CONFLICT:
                 self._keep_local_version(url, reg.profile, target, a.key)
         for a in plan.kept:
@@ -1138,7 +1141,7 @@ class _Mirror:
                 run = self._download_run(client, url, scan, target, progress, rec, count=False)
                 run.make_parents(plan.copies)
             try:
-                for a in feed.held if feed is not None else ():
+                for a in held:
                     run.copy(a)
                 for a in plan.copies:
                     run.copy(a)
