@@ -400,7 +400,8 @@ class _StreamedUploads:
 
     The fallbacks (a listing out of byte order, possible collisions) plan again from
     complete lists: the copies streamed before are waited for first (they then compare
-    equal), and the held ones are dropped (re-planned). Checksum comparison hashes the
+    equal: they are recorded in the sync state first), and the held ones are dropped
+    (re-planned). Checksum comparison hashes the
     local files first and does not stream. The run (and its progress bar) is made at the
     first copy, so a pass with nothing to send shows no bar.
     """
@@ -443,10 +444,13 @@ class _StreamedUploads:
 
     def settle(self) -> None:
         """A fallback plans again from complete lists: wait for the copies fed so far and
-        forget the held ones (the new plan decides them again)."""
+        record them (so the new plan skips them: an upload's size-and-mtime comparison
+        alone would send a file written in the same second again), and forget the held
+        ones (the new plan decides them again)."""
         self.held.clear()
         if self.run is not None:
             self.run.join()
+            self.rec.flush()
 
     def undo_twins(self, keys: Iterable[str]) -> None:
         """Delete the objects this pass created for keys that turned out to be twins
@@ -466,7 +470,9 @@ class _StreamedUploads:
             errors = [exc]
         for err in errors:
             logger.error("could not delete the twin uploaded before it was found: %s", err)
-        self.rec.discard(set(undone))  # never recorded as in sync: the object is gone again
+        # Never recorded as in sync: the object is gone again (settle() wrote the records).
+        self.rec.discard(set(undone))
+        self.rec.flush(forget=undone)
 
     def abort(self) -> None:
         """Planning failed: stop the copies, record those that finished, close the bar."""
@@ -1481,6 +1487,7 @@ class _Mirror:
             total = sum(a.src.size for a in (*held, *plan.copies) if a.src is not None)
             progress = make_progress(self.show_progress, total, f"Uploading {reg.url}")
             run = self._upload_run(client, url, key_prefix, root, progress, rec)
+        forget: list[str] = []
         try:
             try:
                 for a in held:
@@ -1495,7 +1502,9 @@ class _Mirror:
         finally:
             run.progress.close()
             rec.adopt(plan.adopted, local_is_src=True)
-        rec.flush(forget=forget)
+            # The files that went up are recorded even when others failed (as downloads
+            # are): a failed pass is followed by a full one, which then skips them.
+            rec.flush(forget=forget)
 
     def _upload_run(
         self,
