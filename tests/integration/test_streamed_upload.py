@@ -1,7 +1,8 @@
 """An upload's copies stream into the transfer pool while the local walk, the listing and
 the sync state are still merged (issue 12 item 1), against the real SeaweedFS fixture: every
 request the mirror sends is seen at its transport, with listing pages made small so one
-pass takes several. The uploads run in the mirror's final sync (``interval=None``)."""
+pass takes several. The uploads run in the mirror's final sync (``interval=None``). The
+download phase of a two-way sync streams its copies the same way (last test)."""
 
 from __future__ import annotations
 
@@ -30,7 +31,8 @@ PAGE = 10
 class Log:
     """Requests in the order they happened: ("list-answered", path) when a ListObjectsV2
     page came back, ("put", key) when an object PUT was sent, ("put-answered", key) when it
-    came back, ("delete", path) when a DeleteObjects request was sent."""
+    came back, ("delete", path) when a DeleteObjects request was sent, ("get", key) when an
+    object GET was sent."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -75,6 +77,8 @@ def watched_mirror(
             listing = request.method == "GET" and "list-type=2" in path
             if request.method == "PUT":
                 log.add("put", key)
+            if request.method == "GET" and not listing:
+                log.add("get", key)
             if request.method == "POST" and "delete" in path.split("?", 1)[-1]:
                 log.add("delete", path)
             answer = real(request)
@@ -338,3 +342,26 @@ def test_listing_found_out_of_order_after_uploads_started_sends_each_file_once(
     assert remote_tree(oracle, bucket, "oo/") == mine  # extras deleted from the full listing
     assert state_keys(tmp_path, url, src) == set(mine)
     del extras
+
+
+def test_sync_download_phase_streams_and_keeps_replaced_local_versions(
+    oracle: Any, bucket: str, profile: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    remote = remote_extras(oracle, bucket, "tw2/", 120)
+    dest = tmp_path / "dest"
+    (dest / "d1").mkdir(parents=True)
+    # No sync state yet and a different local file: the remote wins, the local version is
+    # kept aside under the cache root before it is replaced (a held copy, not streamed).
+    (dest / "d1" / "f0100.r").write_bytes(b"mine, longer than the object")
+    url = f"s3://{bucket}/tw2"
+    with watched_mirror(tmp_path, profile, monkeypatch) as log:
+        pos3lite.sync(url, local=dest, interval=None)
+        events = log.since(0)
+    gets = [i for i, (w, _) in enumerate(events) if w == "get"]
+    last_page = max(i for i, (w, _) in enumerate(events) if w == "list-answered")
+    assert sum(1 for i in gets if i < last_page) > 0  # objects fetched while listing
+    assert len(gets) == len(remote)  # each once
+    assert tree(dest) == remote
+    kept = list((tmp_path / "cache" / ".pos3lite" / "conflicts").rglob("f0100.r"))
+    assert [p.read_bytes() for p in kept] == [b"mine, longer than the object"]
+    assert state_keys(tmp_path, url, dest) == set(remote)
