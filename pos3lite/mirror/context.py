@@ -399,11 +399,10 @@ class _StreamedUploads:
     again (they were made from local files that stay), so the prefix ends as it was.
 
     The fallbacks (a listing out of byte order, possible collisions) plan again from
-    complete lists: the copies streamed before are waited for first (they then compare
-    equal: they are recorded in the sync state first), and the held ones are dropped
-    (re-planned). Checksum comparison hashes the
-    local files first and does not stream. The run (and its progress bar) is made at the
-    first copy, so a pass with nothing to send shows no bar.
+    complete lists: the copies streamed before are waited for and recorded in the sync
+    state first (so the new plan skips them), and the held ones are dropped (re-planned).
+    Checksum comparison hashes the local files first and does not stream. The run (and its
+    progress bar) is made at the first copy, so a pass with nothing to send shows no bar.
     """
 
     def __init__(
