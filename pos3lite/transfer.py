@@ -21,6 +21,7 @@ Rules:
 * A download's copies are fed one at a time through :class:`DownloadRun` (at most the
   window pending), from a finished plan or while the planner is still reading the listing,
   so memory does not grow with the number of objects; the deletes wait for :meth:`finish`.
+  An upload's copies are fed the same way through :class:`UploadRun`.
 * Per-file failures are collected, never raised mid-batch, and reported together as one
   :class:`~pos3lite.errors.TransferError` after every task finished. If any copy failed (or
   the plan has conflicts or refused keys), no delete runs.
@@ -75,6 +76,7 @@ __all__ = [
     "DownloadRun",
     "Downloaded",
     "TransferConfig",
+    "UploadRun",
     "Uploaded",
     "execute_download",
     "execute_upload",
@@ -945,48 +947,150 @@ def execute_upload(
     TransferError("Upload", ...) for copy failures and TransferError("Delete", ...) for
     per-key DeleteObjects failures; deletes run only when every copy succeeded.
     """
-    cfg = config or TransferConfig()
-    batch = Batch(executor)
+    run = UploadRun(
+        client=client,
+        bucket=bucket,
+        key_prefix=key_prefix,
+        local_root=local_root,
+        executor=executor,
+        progress=progress,
+        window=window,
+        limiter=limiter,
+        config=config,
+        on_done=on_done,
+    )
+    try:
+        for action in plan.copies:
+            run.copy(action)
+    except BaseException:
+        run.abort()
+        raise
+    run.finish(plan, delete=delete, extra_failures=extra_failures)
 
-    def on_bytes(n: int) -> None:
-        if limiter is not None:
-            limiter.consume(n)
-        progress.update(n)
 
-    def copy(action: Action) -> None:
-        key = key_prefix + action.key
+class UploadRun:
+    """One upload's copies fed one at a time (from a finished plan or while the planner
+    still merges the local walk, the listing and the sync state), then :meth:`finish`
+    (failures, then the remote deletes).
+
+    :meth:`copy` submits an action to the shared pool, blocking while ``window`` tasks are
+    pending, so memory holds at most the window's actions, whatever the number of files;
+    with ``count_total`` it adds the file's size (bytes, as walked) to the progress total
+    (:func:`~pos3lite.progress.add_total`), so the bar's total grows with the walk.
+    Copies are never raised mid-run: each failure is collected. Call :meth:`finish` once
+    every copy was fed, or :meth:`abort` when feeding stopped on an error (cancel, and wait
+    for the running tasks: a multipart upload cut short is aborted by its own task).
+    """
+
+    def __init__(
+        self,
+        *,
+        client: S3Client,
+        bucket: str,
+        key_prefix: str,
+        local_root: Path,
+        executor: Executor,
+        progress: Progress,
+        window: int,
+        limiter: ByteRateLimiter | None = None,
+        config: TransferConfig | None = None,
+        on_done: Uploaded | None = None,
+        count_total: bool = False,
+    ) -> None:
+        self.client, self.bucket, self.key_prefix = client, bucket, key_prefix
+        self.local_root, self.progress, self.window = local_root, progress, window
+        self.limiter = limiter
+        self.config = config or TransferConfig()
+        self.on_done = on_done
+        self.count_total = count_total
+        self.batch = Batch(executor)
+        #: copies fed so far, and the sum of their files' sizes (bytes)
+        self.fed = 0
+        self.total = 0
+
+    def copy(self, action: Action) -> None:
+        """Feed one copy (blocks while the window is full)."""
+        if action.src is not None and action.src.size:
+            self.total += action.src.size
+            if self.count_total:
+                add_total(self.progress, action.src.size)
+        self.fed += 1
+        self.batch.feed(self._copy, action, window=self.window)
+
+    def _on_bytes(self, n: int) -> None:
+        if self.limiter is not None:
+            self.limiter.consume(n)
+        self.progress.update(n)
+
+    def _copy(self, action: Action) -> None:
+        bucket, key = self.bucket, self.key_prefix + action.key
         try:
             if action.key.endswith("/"):
-                client.put_object(bucket, key, b"")
+                self.client.put_object(bucket, key, b"")
                 return
-            path = local_root.joinpath(*action.key.split("/"))
+            path = self.local_root.joinpath(*action.key.split("/"))
             before = path.stat()
             size = before.st_size
+            on_done = self.on_done
 
             def done(etag: str) -> None:
                 if on_done is not None:
                     on_done(action.key, Entry(action.key, size, 0.0, etag), before)
 
-            if size >= cfg.multipart_threshold:
+            if size >= self.config.multipart_threshold:
                 _MultipartUpload(
-                    batch, client, bucket, key, path, size, cfg, on_bytes, progress, done
+                    self.batch,
+                    self.client,
+                    bucket,
+                    key,
+                    path,
+                    size,
+                    self.config,
+                    self._on_bytes,
+                    self.progress,
+                    done,
                 ).start()
             else:
-                done(client.put_object_from_file(bucket, key, path, on_bytes=on_bytes))
-                file_done(progress, "upload", path, f"s3://{bucket}/{key}")
+                done(self.client.put_object_from_file(bucket, key, path, on_bytes=self._on_bytes))
+                file_done(self.progress, "upload", path, f"s3://{bucket}/{key}")
         except Exception as exc:
             logger.error("failed to upload %r to s3://%s/%s: %s", action.key, bucket, key, exc)
             raise
 
-    failures: list[BaseException] = list(extra_failures)
-    failures += [KeyConflictError(key, "is both a file and a folder") for key in plan.conflicts]
-    batch.run(plan.copies, copy, window=window)
-    failures += batch.failures
-    if failures:
-        raise TransferError("Upload", failures)
-    if not delete or not plan.deletes:
-        return
-    keys = [key_prefix + a.key for a in plan.deletes]
+    def abort(self) -> None:
+        """Feeding stopped on an error: cancel and let the running tasks wind down."""
+        self.batch.cancel()
+        self.batch.join()
+
+    def join(self) -> None:
+        """Wait for every copy fed so far (more may be fed afterwards)."""
+        try:
+            self.batch.join()
+        except BaseException:
+            self.abort()
+            raise
+
+    def finish(
+        self, plan: Plan, *, delete: bool, extra_failures: Sequence[BaseException] = ()
+    ) -> None:
+        """Wait for every copy; raise the failures (with ``extra_failures`` and the plan's
+        conflicts) as TransferError("Upload", ...); only when there are none and ``delete``,
+        remove the plan's deletes with DeleteObjects (TransferError("Delete", ...) for a
+        failed batch or per-key failures)."""
+        self.join()
+        failures: list[BaseException] = list(extra_failures)
+        failures += [KeyConflictError(key, "is both a file and a folder") for key in plan.conflicts]
+        failures += self.batch.failures
+        if failures:
+            raise TransferError("Upload", failures)
+        if delete and plan.deletes:
+            _delete_remote(self.client, self.bucket, self.key_prefix, plan.deletes, self.progress)
+
+
+def _delete_remote(
+    client: S3Client, bucket: str, key_prefix: str, deletes: Iterable[Action], progress: Progress
+) -> None:
+    keys = [key_prefix + a.key for a in deletes]
     try:
         errors: list[BaseException] = list(client.delete_objects(bucket, keys))
     except (S3Error, TransportError) as exc:

@@ -86,8 +86,8 @@ from ..transfer import (
     ByteRateLimiter,
     DownloadRun,
     TransferConfig,
+    UploadRun,
     download_object,
-    execute_upload,
     upload_file,
 )
 from ..urls import S3URL, check_local_path, is_s3_url, parse_s3_url
@@ -316,10 +316,12 @@ class _StreamedCopies:
     run once the plan is complete. When the plan then finds twins, the new files this run
     streamed for them are removed again, so the folder ends as it was.
 
-    A two-way sync does not stream (it keeps replaced versions aside before copies), nor do
-    the fallbacks (out-of-order stores, checksum comparison, possible collisions): they
-    plan from complete lists; the copies streamed before a fallback was needed are waited
-    for first (they then compare equal), and the held ones are dropped (re-planned).
+    The download phase of a two-way sync streams too: the three-way rules decide each key
+    as the merge passes it (``engine.threeway.decide``), and the copies that replace a local
+    version (kept aside under the cache root first) are among the held ones. The fallbacks
+    (out-of-order stores, checksum comparison, possible collisions) plan from complete
+    lists; the copies streamed before a fallback was needed are waited for first (they then
+    compare equal), and the held ones are dropped (re-planned).
     """
 
     def __init__(
@@ -333,8 +335,9 @@ class _StreamedCopies:
     def begin(self, scan: RemoteScan) -> Callable[[Action], None]:
         """The listing found a prefix: make the folder and return the copy callback."""
         m, target = self.mirror, self.reg.local_path
-        ensure_cache_root(m.cache_root, target)
-        target.mkdir(parents=True, exist_ok=True)
+        if scan.found:  # (a sync whose remote is gone copies nothing: no folder made)
+            ensure_cache_root(m.cache_root, target)
+            target.mkdir(parents=True, exist_ok=True)
         if self.run is None:
             progress = make_progress(
                 m.show_progress, 0, f"Downloading {self.url.normalized()}", grows=True
@@ -374,6 +377,107 @@ class _StreamedCopies:
             with contextlib.suppress(OSError, ValueError):
                 remove(safe_join(self.reg.local_path, key))
         self.rec.discard(undone)  # never recorded as in sync: the file is gone again
+
+    def abort(self) -> None:
+        """Planning failed: stop the copies, record those that finished, close the bar."""
+        if self.run is not None:
+            try:
+                self.run.abort()
+            finally:
+                self.run.progress.close()
+                self.rec.flush()
+
+
+class _StreamedUploads:
+    """The copies of an upload pass, started while the planner still merges the local walk,
+    the remote listing and the sync state (``engine.diff.plan(on_copy=...)``): the pool
+    starts sending while the walk and the listing are read, memory holds the pool's window
+    of actions, and the progress total grows as copies are decided.
+
+    The safety rules are :class:`~pos3lite.transfer.UploadRun`'s: deletes are collected by
+    the planner and run only after the whole listing was read and every copy succeeded
+    (never from a failed or partial listing); failures are collected and raised together.
+    Case-fold / Unicode-normalisation twins (``README.md`` and ``Readme.md``) are only known
+    once every key was seen, and neither twin may be touched, so only a copy that creates a
+    new object streams (no object at its key in the listing); copies that replace an
+    object (a resync's changed files: few) are held and run once the plan is complete.
+    When the plan then finds twins, the objects this pass created for them are deleted
+    again (they were made from local files that stay), so the prefix ends as it was.
+
+    The fallbacks (a listing out of byte order, possible collisions) plan again from
+    complete lists: the copies streamed before are waited for and recorded in the sync
+    state first (so the new plan skips them), and the held ones are dropped (re-planned).
+    Checksum comparison hashes the local files first and does not stream. The run (and its
+    progress bar) is made at the first copy, so a pass with nothing to send shows no bar.
+    """
+
+    def __init__(
+        self,
+        mirror: _Mirror,
+        client: S3Client,
+        url: S3URL,
+        reg: _Upload,
+        key_prefix: str,
+        rec: _Recorder,
+        *,
+        folder_markers: bool,
+    ) -> None:
+        self.mirror, self.client, self.url, self.reg, self.rec = mirror, client, url, reg, rec
+        self.key_prefix = key_prefix
+        self.folder_markers = folder_markers
+        self.run: UploadRun | None = None
+        self.held: list[Action] = []
+        self.created = KeyList()  # keys of the objects this pass created (compact)
+
+    def copy(self, action: Action) -> None:
+        """The planner's ``on_copy``: start a new object's upload, hold the others."""
+        key = action.key
+        if key.endswith("/") and not self.folder_markers:
+            return
+        if action.dst is not None:
+            self.held.append(action)
+            return
+        if self.run is None:
+            m = self.mirror
+            progress = make_progress(m.show_progress, 0, f"Uploading {self.reg.url}", grows=True)
+            self.run = m._upload_run(
+                self.client, self.url, self.key_prefix, self.reg.local_path, progress, self.rec
+            )
+            self.run.count_total = True
+        self.created.append(key)
+        self.run.copy(action)
+
+    def settle(self) -> None:
+        """A fallback plans again from complete lists: wait for the copies fed so far and
+        record them (so the new plan skips them: an upload's size-and-mtime comparison
+        alone would send a file written in the same second again), and forget the held
+        ones (the new plan decides them again)."""
+        self.held.clear()
+        if self.run is not None:
+            self.run.join()
+            self.rec.flush()
+
+    def undo_twins(self, keys: Iterable[str]) -> None:
+        """Delete the objects this pass created for keys that turned out to be twins
+        (``keys``: every key of both sides of the fallback plan)."""
+        if not len(self.created):
+            return
+        twins = {k for pair in collisions(keys) for k in pair}
+        undone = sorted(key for key in self.created if key in twins)
+        if not undone:
+            return
+        bucket, prefix = self.url.bucket, self.key_prefix
+        try:
+            errors: list[BaseException] = list(
+                self.client.delete_objects(bucket, [prefix + k for k in undone])
+            )
+        except Pos3liteError as exc:  # the whole DeleteObjects request failed
+            errors = [exc]
+        for err in errors:
+            logger.error("could not delete the twin uploaded before it was found: %s", err)
+        # Never recorded as in sync: the object is gone again (settle() wrote the records).
+        self.rec.discard(set(undone))
+        self.rec.flush(forget=undone)
 
     def abort(self) -> None:
         """Planning failed: stop the copies, record those that finished, close the bar."""
@@ -979,9 +1083,8 @@ class _Mirror:
             # Read lazily: streamed into the planner in key order, never loaded whole.
             base = self._base_view(name)
             rec = self._recorder(name, target)
-            # A plain download streams its copies into the pool while the listing is read;
-            # a two-way sync plans whole first (see _StreamedCopies).
-            feed = None if two_way else _StreamedCopies(self, client, url, reg, rec)
+            # The copies stream into the pool while the listing is read (_StreamedCopies).
+            feed = _StreamedCopies(self, client, url, reg, rec)
             try:
                 scan, local, plan = self._plan_download(
                     client,
@@ -1035,7 +1138,8 @@ class _Mirror:
         """Run a download plan: copies (those ``feed`` already started while planning, then
         ``plan.copies``), then, only when every copy succeeded, the deletes."""
         target = reg.local_path
-        for a in plan.copies:
+        held = feed.held if feed is not None else []
+        for a in (*held, *plan.copies):
             if a.reason is Reason.CONFLICT:
                 self._keep_local_version(url, reg.profile, target, a.key)
         for a in plan.kept:
@@ -1054,7 +1158,7 @@ class _Mirror:
                 run = self._download_run(client, url, scan, target, progress, rec, count=False)
                 run.make_parents(plan.copies)
             try:
-                for a in feed.held if feed is not None else ():
+                for a in held:
                     run.copy(a)
                 for a in plan.copies:
                     run.copy(a)
@@ -1430,30 +1534,58 @@ class _Mirror:
         rec: _Recorder,
         delete: bool,
         failures: list[Pos3liteError],
+        *,
+        feed: _StreamedUploads | None = None,
     ) -> None:
-        total = sum(a.src.size for a in plan.copies if a.src is not None)
-        progress = make_progress(self.show_progress, total, f"Uploading {reg.url}")
+        """Run an upload plan: copies (those ``feed`` already started while planning, then
+        the ones it held, then ``plan.copies``), then, only when every copy succeeded and
+        ``delete``, the remote deletes. Raises TransferError as ``UploadRun.finish``."""
+        run = feed.run if feed is not None else None
+        held = feed.held if feed is not None else []
+        if run is None:
+            total = sum(a.src.size for a in (*held, *plan.copies) if a.src is not None)
+            progress = make_progress(self.show_progress, total, f"Uploading {reg.url}")
+            run = self._upload_run(client, url, key_prefix, root, progress, rec)
+        forget: list[str] = []
         try:
-            execute_upload(
-                plan,
-                client=client,
-                bucket=url.bucket,
-                key_prefix=key_prefix,
-                local_root=root,
-                executor=self.executor,
-                progress=progress,
-                delete=delete,
-                window=self.max_workers * 2,
-                limiter=self.limiter,
-                config=self.transfer_config,
-                extra_failures=failures,
-                on_done=rec.uploaded,
-            )
+            try:
+                for a in held:
+                    run.copy(a)
+                for a in plan.copies:
+                    run.copy(a)
+            except BaseException:
+                run.abort()
+                raise
+            run.finish(plan, delete=delete, extra_failures=failures)
             forget = [a.key for a in plan.deletes] if delete else []
         finally:
-            progress.close()
+            run.progress.close()
             rec.adopt(plan.adopted, local_is_src=True)
-        rec.flush(forget=forget)
+            # The files that went up are recorded even when others failed (as downloads
+            # are): a failed pass is followed by a full one, which then skips them.
+            rec.flush(forget=forget)
+
+    def _upload_run(
+        self,
+        client: S3Client,
+        url: S3URL,
+        key_prefix: str,
+        root: Path,
+        progress: Progress,
+        rec: _Recorder,
+    ) -> UploadRun:
+        return UploadRun(
+            client=client,
+            bucket=url.bucket,
+            key_prefix=key_prefix,
+            local_root=root,
+            executor=self.executor,
+            progress=progress,
+            window=self.max_workers * 2,
+            limiter=self.limiter,
+            config=self.transfer_config,
+            on_done=rec.uploaded,
+        )
 
     def _upload_pass(self, reg: _Upload, phase: policy.Phase) -> None:
         """A full pass: list the remote prefix, walk the local folder, plan and upload."""
@@ -1473,20 +1605,31 @@ class _Mirror:
         delete = reg.delete and policy.deletes_in(phase)
         failures: list[Pos3liteError] = []  # plan-time: case-fold twins, local names
         dirs: set[str] = set()
-        plan = self._plan_upload(
-            client,
-            url,
-            root,
-            delete=delete,
-            exclude=reg.exclude,
-            what=f"upload {reg.url}",
-            base=self._base_view(name),
-            follow_symlinks=reg.follow_symlinks,
-            folder_markers=reg.profile.folder_markers if reg.profile else True,
-            failures=failures,
-            empty_dirs=dirs,
+        markers = reg.profile.folder_markers if reg.profile else True
+        # The copies start while the walk and the listing are still merged (see
+        # _StreamedUploads); the deletes wait for the whole plan and every copy.
+        feed = _StreamedUploads(self, client, url, reg, key_prefix, rec, folder_markers=markers)
+        try:
+            plan = self._plan_upload(
+                client,
+                url,
+                root,
+                delete=delete,
+                exclude=reg.exclude,
+                what=f"upload {reg.url}",
+                base=self._base_view(name),
+                follow_symlinks=reg.follow_symlinks,
+                folder_markers=markers,
+                failures=failures,
+                empty_dirs=dirs,
+                feed=feed,
+            )
+        except BaseException:
+            feed.abort()  # no delete ran; the copies that finished are recorded
+            raise
+        self._execute_upload(
+            reg, client, url, key_prefix, root, plan, rec, delete, failures, feed=feed
         )
-        self._execute_upload(reg, client, url, key_prefix, root, plan, rec, delete, failures)
         # Every copy succeeded: each empty local folder now exists on S3 (its marker was
         # there or was written, or keys under it are), and the listing is fresh.
         reg.dirs = frozenset(dirs)
@@ -1507,13 +1650,20 @@ class _Mirror:
         folder_markers: bool = True,
         failures: list[Pos3liteError] | None = None,
         empty_dirs: set[str] | None = None,
+        feed: _StreamedUploads | None = None,
     ) -> Plan:
         """Scan both sides of an upload of the folder ``root`` and plan it; the one planner
         behind upload syncs and :meth:`plan_upload`. Symlinks are skipped (and their keys
         protected from deletes) unless ``follow_symlinks``. Keys that fail at plan time
         (case-fold twins, local names S3 cannot hold) are appended to ``failures``;
         ``folder_markers=False`` plans no markers; ``empty_dirs`` (if given) receives the
-        keys of the empty local folders (for incremental passes)."""
+        keys of the empty local folders (for incremental passes).
+
+        With ``feed`` (an upload pass, not a dry run), the streamed pass hands each copy to
+        ``feed`` as it is decided (``Plan.copies`` then holds none of them; ``feed.held``
+        the ones held back), so uploads start while the walk and the listing are read;
+        the copies fed before a fallback land before the sides are read again, and the
+        objects created for keys that turn out to be twins are deleted again."""
         key_prefix = url.prefix + "/" if url.prefix else ""
         max_key = 1024 - len(key_prefix.encode())  # S3's key limit, prefix included
         # Streamed as downloads are (see _plan_download; a bucket listing out of byte
@@ -1535,7 +1685,10 @@ class _Mirror:
                 follow_symlinks=follow_symlinks,
                 folder_markers=folder_markers,
                 spill=spill,
+                on_copy=None if feed is None else feed.copy,
             )
+            if streamed is None and feed is not None:
+                feed.settle()  # the copies fed so far land before the sides are read again
             if streamed is not None:
                 plan, walked, dirs = streamed
                 if failures is not None:
@@ -1578,6 +1731,8 @@ class _Mirror:
             plan = dataclasses.replace(plan, copies=copies)
         if failures is not None:
             failures.extend(twins)
+        if feed is not None:
+            feed.undo_twins(e.key for e in (*src, *remote.entries))
         return plan
 
     def _plan_upload_streamed(
@@ -1595,11 +1750,13 @@ class _Mirror:
         follow_symlinks: bool,
         folder_markers: bool,
         spill: bool = False,
+        on_copy: Callable[[Action], object] | None = None,
     ) -> tuple[Plan, Walk, set[str]] | None:
         """:meth:`_plan_upload` in one streamed pass (walk, listing and state merged as they
         are read): the plan, the walk's report and the keys of the empty local folders;
         ``None`` when it must be planned from whole lists (a listing out of byte order,
-        possible case-fold twins)."""
+        possible case-fold twins). ``on_copy`` receives each copy as it is decided
+        (``Plan.copies`` is then empty; see ``engine.diff.plan``)."""
         remote = self._scan_remote(
             client, S3URL(url.bucket, key_prefix, url.profile), exclude, stream=True, spill=spill
         )
@@ -1621,6 +1778,7 @@ class _Mirror:
                 skipped=report.skipped,
                 what=what,
                 base=base,
+                on_copy=on_copy,
             )
         except UnsortedListing as exc:
             logger.debug("%s: listed out of byte order (%s); planning again", what, exc)

@@ -107,6 +107,12 @@ class FakeS3:
                     {},
                     chunks=iter([b"<Error><Code>AccessDenied</Code></Error>"]),
                 )
+            import re
+            from html import unescape
+
+            assert isinstance(r.body, bytes)
+            for k in re.findall(r"<Key>(.*?)</Key>", r.body.decode()):
+                self.objects.pop(unescape(k), None)
             return Response(200, {}, chunks=iter([b"<DeleteResult/>"]))
         if r.method == "PUT":
             assert isinstance(r.body, bytes)
