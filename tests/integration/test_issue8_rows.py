@@ -677,7 +677,12 @@ def test_upload_with_a_failing_copy_and_remote_extras_runs_no_deletes(
 
 
 def test_ctrl_c_during_a_multipart_upload_leaves_no_open_upload(
-    oracle: Any, bucket: str, profile: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    oracle: Any,
+    bucket: str,
+    profile: Any,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    request: pytest.FixtureRequest,
 ) -> None:
     from pos3lite.mirror import context
 
@@ -703,6 +708,10 @@ def test_ctrl_c_during_a_multipart_upload_leaves_no_open_upload(
 
         return part
 
+    # A shell starts background jobs with SIGINT ignored, and Python then installs no
+    # KeyboardInterrupt handler: put the usual one in place so the test means the same there.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    request.addfinalizer(lambda: signal.signal(signal.SIGINT, previous))
     with pytest.raises(KeyboardInterrupt), open_mirror(tmp_path, profile, max_workers=2):
         pos3lite.upload(f"s3://{bucket}/out", local=src, interval=None)
         with monkeypatch.context() as mp:
