@@ -1513,33 +1513,14 @@ class _Mirror:
         decisions are the same either way: ``ticks.py``)."""
         client = self.client(reg.profile)
         url = reg.raw
-        what = f"upload {reg.url}"
         twins: list[Pos3liteError] = []
         with _gc_paused():
-            small = self._plan_changed_keys(reg, name, changed, dirs, report, twins)
-            if small is not None:
-                plan, recorded = small
-            else:
+            planned = self._plan_changed_keys(reg, name, changed, dirs, report, twins)
+            if planned is None:
                 base = self._base(name)
-                src = [Entry(k, st[0], st[1] / 1e9, stamp=st) for k, st in changed]
-                src += [Entry(d, 0, 0.0) for d in dirs]
-                src.sort(key=lambda e: engine_diff.sort_key(e.key))
-                dst = [Entry(k, r.size, r.mtime, r.etag) for k, r in base.items() if k]
-                dst += [Entry(d, 0, 0.0) for d in reg.dirs]
-                dst.sort(key=lambda e: engine_diff.sort_key(e.key))
-                plan = self._plan(
-                    src,
-                    dst,
-                    exact_mtime=False,
-                    delete=False,
-                    exclude=reg.exclude,
-                    protected=report.skipped,
-                    what=what,
-                    base=base,
-                    failures=twins,
-                )
-                recorded = base.keys()
-                del src, dst
+                plan = self._plan_changed(reg, base, changed, dirs, report, twins)
+                planned = plan, base.keys()
+        plan, recorded = planned
         failures.extend(twins)
         if reg.folds is not None:
             # Counted before the uploads run (a failed one counts too: over-counting only
@@ -1599,13 +1580,27 @@ class _Mirror:
             if under[:-1] in files:
                 return None  # a file with records under it: the whole plan names the conflicts
             recs.setdefault(key, record)
+        return self._plan_changed(reg, recs, changed, dirs, report, twins), recs.keys()
+
+    def _plan_changed(
+        self,
+        reg: _Upload,
+        records: dict[str, Synced],
+        changed: list[tuple[str, Stamp]],
+        dirs: list[str],
+        report: Walk,
+        twins: list[Pos3liteError],
+    ) -> Plan:
+        """The upload plan of a tick's changed files and empty folders (``dirs``) against
+        ``records`` (every record, or those :meth:`_plan_changed_keys` read) as the remote
+        side, with the folders the registration knows; twins found go to ``twins``."""
         src = [Entry(k, st[0], st[1] / 1e9, stamp=st) for k, st in changed]
         src += [Entry(d, 0, 0.0) for d in dirs]
         src.sort(key=lambda e: engine_diff.sort_key(e.key))
-        dst = [Entry(k, r.size, r.mtime, r.etag) for k, r in recs.items() if k]
+        dst = [Entry(k, r.size, r.mtime, r.etag) for k, r in records.items() if k]
         dst += [Entry(d, 0, 0.0) for d in reg.dirs]
         dst.sort(key=lambda e: engine_diff.sort_key(e.key))
-        plan = self._plan(
+        return self._plan(
             src,
             dst,
             exact_mtime=False,
@@ -1613,10 +1608,9 @@ class _Mirror:
             exclude=reg.exclude,
             protected=report.skipped,
             what=f"upload {reg.url}",
-            base=recs,
+            base=records,
             failures=twins,
         )
-        return plan, recs.keys()
 
     def _execute_upload(
         self,
