@@ -1441,7 +1441,8 @@ class _Mirror:
         registration or the folder is not a folder (the caller lists in full).
 
         ``changes`` (a watched tick): stat only the names the watcher reported, and walk only
-        its new folders, instead of the whole folder; none at all: return True at once.
+        its new folders, instead of the whole folder, and read only their records (by key);
+        none at all: return True at once.
 
         Raises TransferError for failed copies and local names S3 cannot hold, as a full pass.
         """
@@ -1525,7 +1526,7 @@ class _Mirror:
         if reg.folds is not None:
             # Counted before the uploads run (a failed one counts too: over-counting only
             # sends a later tick to the whole plan; missing a record could miss a twin).
-            for a in plan.copies:
+            for a in (*plan.copies, *plan.adopted):
                 if not a.key.endswith("/") and a.key not in recorded:
                     reg.folds.add(a.key)
         if reg.profile is not None and not reg.profile.folder_markers:
