@@ -166,19 +166,28 @@ class FoldScreen:
     def __init__(self, keys: Iterable[bytes]) -> None:
         from array import array
 
-        self._buckets = [array("q") for _ in range(256)]
+        self._buckets = buckets = [array("q") for _ in range(256)]
+        size = 0
+        for kb in keys:  # _hash_bytes inlined: this loop runs once per recorded key
+            if not kb:
+                continue
+            if kb.isascii():
+                h = hash((kb[:-1] if kb[-1] == 0x2F else kb).lower())
+            else:
+                h = hash(fold(kb.decode("utf-8", "surrogateescape")))
+            buckets[h & 255].append(h)
+            size += 1
         #: keys added
-        self.size = 0
-        for kb in keys:
-            if kb:
-                self._add(self._hash(kb.decode("utf-8", "surrogateescape")))
+        self.size = size
         #: two keys added share a hash (twins recorded, ``x`` with ``x/``, or chance)
-        self.suspect = any(len(set(b)) != len(b) for b in self._buckets)
+        self.suspect = any(len(set(b)) != len(b) for b in buckets)
 
     @staticmethod
     def _hash(key: str) -> int:
+        """The hash of the folded name of ``key``: of its lower-cased UTF-8 bytes when ASCII
+        (where folding is lower-casing), else of :func:`~pos3lite.keys.fold`."""
         name = fold_name(key)
-        return hash(name.lower() if name.isascii() else fold(name))
+        return hash(name.encode().lower()) if name.isascii() else hash(fold(name))
 
     def _add(self, h: int) -> None:
         self._buckets[h & 255].append(h)
