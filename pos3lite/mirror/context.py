@@ -1469,7 +1469,7 @@ class _Mirror:
                 # Only the records of the names reported, read by key (not every record).
                 files = (r[0].decode("utf-8", "surrogateescape") for r in rows if r[1] is not None)
                 got = self.state_store.records_of(name, files)
-                if got is None or not self.state_store.has_records(name):
+                if got is None or not (got[0] or self.state_store.has_records(name)):
                     return False  # unreadable or empty state: the caller lists in full
                 recs = sorted(
                     (k.encode("utf-8", "surrogateescape"), *r.local) for k, r in got[0].items()

@@ -21,9 +21,10 @@ listing (at most ``policy.FULL_LISTING_EVERY`` ticks later, and the final sync):
 Change notification (Linux inotify, :mod:`pos3lite.localfs.watch`): a registration's first
 background tick starts a watcher over every folder of its local tree *before* the walk that
 establishes the baseline. From then on an incremental tick does not walk: it drains the
-watcher's events and stats only the names they give (walking only new folders), and merges
-those rows with the same records through :func:`local_changes`; a tick without an event
-makes no request and stats nothing. Walks in full instead (and the watcher is rebuilt where
+watcher's events and stats only the names they give (walking only new folders), reads the
+records of those names only (:meth:`SyncState.records_of`) and merges the two through
+:func:`local_changes`; a tick without an event makes no request, stats nothing and reads
+nothing. Walks in full instead (and the watcher is rebuilt where
 it is in doubt):
 
 * the ticks that list the remote in full (the first pass, every ``FULL_LISTING_EVERY``-th
