@@ -15,11 +15,13 @@ What it does, in one process:
 3. runs the registration's first tick (a full listing, the state is filled; on Linux it
    also starts the registration's inotify watcher before its walk), then ``--ticks``
    background ticks with nothing changed locally *with the watcher* (no event: nothing is
-   stat-ed), one watched tick after one file was rewritten (one stat, one PUT), then the
-   watcher is turned off and ``--ticks`` ticks run as *stat walks* (the incremental path
-   without change notification: the local walk merged with the sync state), then one tick
-   forced to list in full (what every tick cost before issue 12: LIST + plan against the
-   state);
+   stat-ed), two watched ticks each after one file was rewritten (one stat, one PUT; the
+   first of them also reads every recorded key once, the screen of folded names that lets
+   a tick plan only its changed keys: ``pos3lite/mirror/ticks.py``), then the watcher is
+   turned off and ``--ticks`` ticks run as *stat walks* (the incremental path without
+   change notification: the local walk merged with the sync state), one stat-walk tick
+   after one file was rewritten, then one tick forced to list in full (what every tick
+   cost before issue 12: LIST + plan against the state);
 4. measures the same tree's ``os.scandir`` + ``lstat`` in plain Python: the system calls any
    stat-based tick must make, the floor on this machine at this moment.
 
@@ -106,6 +108,11 @@ def handler(n: int) -> MockTransport:
     return MockTransport(answer)
 
 
+def rewrite(scratch: Path, i: int) -> None:
+    """Rewrite file ``i`` with other bytes of the same size (one change for the next tick)."""
+    (scratch / "tree" / rel(i)).write_bytes(b"y" * size(i))
+
+
 def floor(root: Path) -> float:
     c = time.process_time()
     for d in os.scandir(root):
@@ -163,16 +170,20 @@ def main() -> None:
             watching = reg.watcher is not None
             how = "watched" if watching else "no watcher on this system: stat walk"
             watched = [tick(f"tick {i + 2}: nothing changed ({how})") for i in range(args.ticks)]
-            changed = scratch / "tree" / rel(n // 2)
-            changed.write_bytes(b"y" * size(n // 2))
-            tick(f"tick {args.ticks + 2}: one file rewritten ({how})")
+            t = args.ticks + 2
+            rewrite(scratch, n // 2)
+            first = tick(f"tick {t}: one file rewritten ({how}; reads the screen of every key)")
+            rewrite(scratch, n // 3)
+            one = tick(f"tick {t + 1}: another file rewritten ({how})")
             if reg.watcher is not None:
                 reg.watcher.close()
             reg.watcher, reg.watch_off = None, True  # from here on: stat-walk ticks
             walked = [
-                tick(f"tick {i + args.ticks + 3}: nothing changed (stat walk, no watcher)")
+                tick(f"tick {i + t + 2}: nothing changed (stat walk, no watcher)")
                 for i in range(args.ticks)
             ]
+            rewrite(scratch, n // 4)
+            walk_one = tick(f"tick {t + args.ticks + 2}: one file rewritten (stat walk)")
             reg.passes = None  # what every tick did before issue 12
             full = tick("tick forced to list in full (the old tick)")
             stamps = [floor(scratch / "tree") for _ in range(args.ticks)]
@@ -191,6 +202,16 @@ def main() -> None:
                 f"{max(s for *_, s in runs)} requests; {med / full[0]:.4f}x the full-listing "
                 f"tick, {med / fl:.4f}x the floor; target <= 0.5 s: "
                 f"{'met' if med <= 0.5 else 'NOT met'}"
+            )
+        for what, (cpu, _, sent) in (
+            (f"{how} tick, one file rewritten, first after the full pass", first),
+            (f"{how} tick, one file rewritten", one),
+            ("stat-walk tick, one file rewritten", walk_one),
+        ):
+            print(
+                f"{what}: {cpu * 1e3:.3f} ms CPU, {sent} request(s); "
+                f"{cpu / full[0]:.4f}x the full-listing tick; target <= 0.5 s: "
+                f"{'met' if cpu <= 0.5 else 'NOT met'}"
             )
     finally:
         shutil.rmtree(scratch, ignore_errors=True)

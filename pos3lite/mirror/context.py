@@ -40,9 +40,10 @@ import functools
 import gc
 import logging
 import os
+import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -97,12 +98,11 @@ from .scan import RemoteScan, UnsortedListing, anchored, scan_remote
 from .scheduler import Scheduler
 from .state import META_DIR, SyncState, registration_name
 from .streams import BaseView, GrowingFilter, LocalStream, Peek, markers_as_folders
-from .ticks import local_changes, next_dirs
+from .ticks import FoldScreen, fold_name, local_changes, next_dirs
 
 if TYPE_CHECKING:
     from concurrent.futures import ThreadPoolExecutor
 
-    from ..localfs.walk import StampRow
     from ..localfs.watch import Changes, Watcher
     from ..s3.client import S3Client
 
@@ -220,6 +220,9 @@ class _Upload:
     # first tick, and whether inotify proved unavailable for this registration.
     watcher: Watcher | None = field(default=None, compare=False)
     watch_off: bool = field(default=False, compare=False)
+    # The folded names of the registration's records, for planning a tick's changed keys
+    # without every record (ticks.py); None: read again at the next tick with a change.
+    folds: FoldScreen | None = field(default=None, compare=False)
 
 
 def _state_name(url: str, profile: Profile | None, local: Path) -> str:
@@ -1387,6 +1390,7 @@ class _Mirror:
                 if phase is policy.Phase.TICK and reg.passes is not None:
                     reg.passes += 1
             else:
+                reg.folds = None  # a full pass records what it likes: the screen is re-read
                 self._upload_pass(reg, phase)
         except BaseException:
             reg.failed = True
@@ -1437,7 +1441,8 @@ class _Mirror:
         registration or the folder is not a folder (the caller lists in full).
 
         ``changes`` (a watched tick): stat only the names the watcher reported, and walk only
-        its new folders, instead of the whole folder; none at all: return True at once.
+        its new folders, instead of the whole folder, and read only their records (by key);
+        none at all: return True at once.
 
         Raises TransferError for failed copies and local names S3 cannot hold, as a full pass.
         """
@@ -1452,16 +1457,25 @@ class _Mirror:
         report = Walk()
         max_key = 1024 - len(key_prefix.encode())
         with _gc_paused():
-            rows: Iterable[StampRow]
             if changes is None:
-                rows = iter_stamps(
+                walked = iter_stamps(
                     root, follow_symlinks=reg.follow_symlinks, max_key_bytes=max_key, report=report
                 )
+                found = local_changes(walked, self.state_store.iter_stamps(name))
             else:
                 from ..localfs.watch import stamp_rows
 
                 rows = stamp_rows(root, changes, max_key_bytes=max_key, report=report)
-            found = local_changes(rows, self.state_store.iter_stamps(name))
+                # Only the records of the names reported, read by key (not every record).
+                files = (r[0].decode("utf-8", "surrogateescape") for r in rows if r[1] is not None)
+                got = self.state_store.records_of(name, files)
+                if got is None or not (got[0] or self.state_store.has_records(name)):
+                    return False  # unreadable or empty state: the caller lists in full
+                recs = sorted(
+                    (k.encode("utf-8", "surrogateescape"), *r.local) for k, r in got[0].items()
+                )
+                found = local_changes(rows, recs)
+                found.known = True
         if not found.known:
             return False
         failures: list[Pos3liteError] = list(report.failures)
@@ -1492,36 +1506,112 @@ class _Mirror:
     ) -> None:
         """Plan the changed files and new empty folders of an incremental pass against the
         sync state's records (the remote as last seen: records as objects, plus the folders
-        known to exist there), with the same planner as a full pass, and upload them."""
+        known to exist there), with the same planner as a full pass, and upload them.
+
+        Only the records of the changed keys are read when the registration's
+        :class:`FoldScreen` shows that no other recorded key can be a case-fold twin of
+        them (:meth:`_plan_changed_keys`); otherwise every record is (the rule and why the
+        decisions are the same either way: ``ticks.py``)."""
         client = self.client(reg.profile)
         url = reg.raw
+        twins: list[Pos3liteError] = []
         with _gc_paused():
-            base = self._base(name)
-            src = [Entry(k, st[0], st[1] / 1e9, stamp=st) for k, st in changed]
-            src += [Entry(d, 0, 0.0) for d in dirs]
-            src.sort(key=lambda e: engine_diff.sort_key(e.key))
-            dst = [Entry(k, r.size, r.mtime, r.etag) for k, r in base.items() if k]
-            dst += [Entry(d, 0, 0.0) for d in reg.dirs]
-            dst.sort(key=lambda e: engine_diff.sort_key(e.key))
-            twins: list[Pos3liteError] = []
-            plan = self._plan(
-                src,
-                dst,
-                exact_mtime=False,
-                delete=False,
-                exclude=reg.exclude,
-                protected=report.skipped,
-                what=f"upload {reg.url}",
-                base=base,
-                failures=twins,
-            )
-            del src, dst
+            planned = self._plan_changed_keys(reg, name, changed, dirs, report, twins)
+            if planned is None:
+                base = self._base(name)
+                plan = self._plan_changed(reg, base, changed, dirs, report, twins)
+                planned = plan, base.keys()
+        plan, recorded = planned
         failures.extend(twins)
+        if reg.folds is not None:
+            # Counted before the uploads run (a failed one counts too: over-counting only
+            # sends a later tick to the whole plan; missing a record could miss a twin).
+            for a in (*plan.copies, *plan.adopted):
+                if not a.key.endswith("/") and a.key not in recorded:
+                    reg.folds.add(a.key)
         if reg.profile is not None and not reg.profile.folder_markers:
             copies = tuple(a for a in plan.copies if not a.key.endswith("/"))
             plan = dataclasses.replace(plan, copies=copies)
         rec = self._recorder(name, root)
         self._execute_upload(reg, client, url, key_prefix, root, plan, rec, False, failures)
+
+    def _plan_changed_keys(
+        self,
+        reg: _Upload,
+        name: str,
+        changed: list[tuple[str, Stamp]],
+        dirs: list[str],
+        report: Walk,
+        twins: list[Pos3liteError],
+    ) -> tuple[Plan, Collection[str]] | None:
+        """The plan of :meth:`_upload_changed` from the records of the changed keys only
+        (read by key), and the keys recorded among them; ``None`` when the rule in
+        ``ticks.py`` cannot rule out a twin among the other records (or the state cannot be
+        read): the caller then plans from every record. Twins found appear in ``twins``."""
+        screen = reg.folds
+        if screen is None:
+            try:
+                screen = FoldScreen(self.state_store.iter_keys(name))
+            except (sqlite3.Error, OSError) as exc:
+                logger.debug("upload %s: sync state keys unreadable (%s)", reg.url, exc)
+                return None
+            reg.folds = screen
+        keys = [k for k, _ in changed] + list(dirs)
+        if screen.suspect or len(keys) > max(256, screen.size // 4):
+            return None
+        names = {fold_name(k) for k in keys}
+        names.update(fold_name(d) for d in reg.dirs)
+        wanted = set(names)
+        wanted.update(n + "/" for n in names)
+        for k in keys:  # every ancestor, as a file ("a") and as a folder ("a/")
+            i = k.find("/")
+            while 0 <= i < len(k) - 1:
+                wanted.add(k[:i])
+                wanted.add(k[: i + 1])
+                i = k.find("/", i + 1)
+        got = self.state_store.records_of(name, wanted, under=[fold_name(k) + "/" for k in keys])
+        if got is None:
+            return None
+        recs, below = got
+        files = {k for k, _ in changed}
+        for n in names:
+            if screen.count(n) != (n in recs) + (n + "/" in recs):
+                return None  # another recorded key may fold like n (or the screen is stale)
+        for under, (key, record) in below.items():
+            if under[:-1] in files:
+                return None  # a file with records under it: the whole plan names the conflicts
+            recs.setdefault(key, record)
+        return self._plan_changed(reg, recs, changed, dirs, report, twins), recs.keys()
+
+    def _plan_changed(
+        self,
+        reg: _Upload,
+        records: dict[str, Synced],
+        changed: list[tuple[str, Stamp]],
+        dirs: list[str],
+        report: Walk,
+        twins: list[Pos3liteError],
+    ) -> Plan:
+        """The upload plan of a tick's changed files and empty folders (``dirs``) against
+        ``records`` (every record, or those :meth:`_plan_changed_keys` read) as the remote
+        side, with the folders the registration knows; twins found go to ``twins``."""
+        src = [Entry(k, st[0], st[1] / 1e9, stamp=st) for k, st in changed]
+        src += [Entry(d, 0, 0.0) for d in dirs]
+        src.sort(key=lambda e: engine_diff.sort_key(e.key))
+        dst = [Entry(k, r.size, r.mtime, r.etag) for k, r in records.items() if k]
+        dst += [Entry(d, 0, 0.0) for d in reg.dirs]
+        dst.sort(key=lambda e: engine_diff.sort_key(e.key))
+        return self._plan(
+            src,
+            dst,
+            exact_mtime=False,
+            delete=False,
+            exclude=reg.exclude,
+            protected=report.skipped,
+            what=f"upload {reg.url}",
+            base=records,
+            failures=twins,
+        )
 
     def _execute_upload(
         self,

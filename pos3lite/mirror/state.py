@@ -233,6 +233,96 @@ class SyncState:
             logger.warning("could not read the sync state %s: %s", self.path, exc)
             return None
 
+    def records_of(
+        self, reg: str, keys: Iterable[str], *, under: Iterable[str] = (), batch: int = 500
+    ) -> tuple[dict[str, Synced], dict[str, tuple[str, Synced]]] | None:
+        """The records of some keys of registration ``reg``, read by key (an incremental
+        tick's changed files), never the whole registration.
+
+        Args:
+            keys: the keys to read; those without a record are left out of the answer.
+            under: folder keys (ending ``/``); for each, the first record below it in key
+                byte order is read (``key >= prefix AND key < prefix-with-'/'-as-'0'``,
+                ``LIMIT 1``): whether the state holds anything under a folder.
+            batch: keys per ``WHERE reg = ? AND key IN (...)`` query.
+
+        Returns:
+            ``(records by key, {folder key: (key, record) of the first record under it}``
+            (folders with nothing under them left out)), or ``None`` when the state cannot be
+            read (logged; the caller then reads it in full, as before). Reading creates
+            nothing: without a database file both mappings are empty."""
+        wanted = sorted({_kb(k) for k in keys})
+        prefixes = sorted({_kb(p) for p in under})
+        if self._db is None and not self.path.exists():
+            return {}, {}
+
+        def run(db: sqlite3.Connection) -> tuple[dict[str, Synced], dict[str, tuple[str, Synced]]]:
+            found: dict[str, Synced] = {}
+            first: dict[str, tuple[str, Synced]] = {}
+            rid = self._reg_id(db, reg, create=False)
+            if rid is None:
+                return found, first
+            cols = "key, lsize, lmtime_ns, lino, lctime_ns, etag, rsize, rmtime"
+            for i in range(0, len(wanted), batch):
+                chunk = wanted[i : i + batch]
+                marks = ",".join("?" * len(chunk))
+                q = f"SELECT {cols} FROM entries WHERE reg = ? AND key IN ({marks})"
+                for key, ls, lm, li, lc, etag, rs, rm in db.execute(q, (rid, *chunk)):
+                    found[key.decode("utf-8", "surrogateescape")] = Synced(
+                        (ls, lm, li, lc), etag, rs, rm
+                    )
+            q = (
+                f"SELECT {cols} FROM entries WHERE reg = ? AND key >= ? AND key < ? "
+                "ORDER BY key LIMIT 1"
+            )
+            for p in prefixes:
+                row = db.execute(q, (rid, p, p[:-1] + b"0")).fetchone()  # "0" follows "/"
+                if row is not None:
+                    key, ls, lm, li, lc, etag, rs, rm = row
+                    first[p.decode("utf-8", "surrogateescape")] = (
+                        key.decode("utf-8", "surrogateescape"),
+                        Synced((ls, lm, li, lc), etag, rs, rm),
+                    )
+            return found, first
+
+        try:
+            return self._guard(run)
+        except (sqlite3.Error, OSError) as exc:
+            logger.warning("could not read the sync state %s: %s", self.path, exc)
+            return None
+
+    def iter_keys(self, reg: str, *, page: int = 20_000) -> Iterator[bytes]:
+        """Every recorded key of registration ``reg`` (UTF-8 bytes, the empty key of a
+        one-object registration included), in key byte order, ``page`` rows at a time.
+
+        Unlike the other readers, an unreadable state is raised, not logged and cut short:
+        a caller that must see every key (the twin screen of incremental ticks, see
+        ``ticks.py``) cannot take a partial answer for a whole one.
+
+        Raises:
+            sqlite3.Error, OSError: the state could not be read."""
+        if self._db is None and not self.path.exists():
+            return
+        after = b""
+        op = ">="
+        while True:
+
+            def run(db: sqlite3.Connection, after: bytes = after, op: str = op) -> list[Any]:
+                rid = self._reg_id(db, reg, create=False)
+                if rid is None:
+                    return []
+                return db.execute(
+                    f"SELECT key FROM entries WHERE reg = ? AND key {op} ? ORDER BY key LIMIT ?",
+                    (rid, after, page),
+                ).fetchall()
+
+            rows = self._guard(run)
+            for (key,) in rows:
+                yield key
+            if len(rows) < page:
+                return
+            after, op = rows[-1][0], ">"
+
     def has_records(self, reg: str) -> bool:
         """Whether registration ``reg`` has any record."""
         if self._db is None and not self.path.exists():
