@@ -92,6 +92,7 @@ from ..transfer import (
     upload_file,
 )
 from ..urls import S3URL, check_local_path, is_s3_url, parse_s3_url
+from . import scan as scan_module
 from .md5cache import Md5Cache
 from .registry import Claim, Registry, overlaps
 from .scan import RemoteScan, UnsortedListing, anchored, scan_remote
@@ -1800,7 +1801,11 @@ class _Mirror:
             out = []
             try:
                 for item in client.list_objects(
-                    url.bucket, key, delimiter=None if recursive else "/", concurrency=window
+                    url.bucket,
+                    key,
+                    delimiter=None if recursive else "/",
+                    page_size=scan_module.LIST_PAGE_SIZE,
+                    concurrency=window,
                 ):
                     name = item if isinstance(item, str) else item.key
                     if name == key:
