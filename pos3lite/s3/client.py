@@ -217,9 +217,10 @@ class S3Client:
         self._bucket_regions: dict[str, str] = {}
         self._lock = threading.Lock()
         self._list_pool: ThreadPoolExecutor | None = None
-        #: Learnt: the endpoint ignores ListObjectsV2 ``start-after`` (listings go on
-        #: sequentially; see pos3lite.s3.listing).
-        self.ignores_start_after = False
+        #: Learnt: the endpoint ignores ListObjectsV2 ``start-after``, or rolls common
+        #: prefixes up wrongly with it (SeaweedFS 4.48 at the bucket root): listings longer
+        #: than a page go on sequentially (see pos3lite.s3.listing).
+        self.start_after_unreliable = False
 
     def region_for(self, bucket: str) -> str:
         """The signing region for ``bucket``: learnt from the server, else the client's."""

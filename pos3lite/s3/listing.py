@@ -27,8 +27,11 @@ Rules:
   ``P/`` itself comes first in its own listing.
 * Order and completeness: with a server that lists in UTF-8 byte order (S3) the output is
   exactly the sequential listing. The split relies on ``start-after``; where a server
-  ignores it the first split pages show it (a key not after ``L``) and the listing goes on
-  sequentially from the first page's continuation token before any split entry is yielded.
+  ignores it, or rolls common prefixes up at the wrong ``/`` with it (SeaweedFS 4.48 at the
+  bucket root returns ``big/d01/`` for ``delimiter="/"``), the first split pages show it
+  (an item not after ``L``, a common prefix of two segments) and the listing goes on
+  sequentially from the first page's continuation token before any split entry is
+  yielded; the client remembers it (``S3Client.start_after_unreliable``).
   Each page's first key is checked against the key emitted before it (and each sub-listing
   page against its prefix): a violation raises :class:`ListingOrderError` instead of
   yielding a duplicate or reordered key; disorder *within* one page of a sequential chain
@@ -38,9 +41,9 @@ Rules:
   and scans one page and never waits on another task, so a shared executor cannot deadlock.
   Closing the iterator early stops scheduling and drops buffered pages; fetches already in
   flight finish unused.
-* A failure on any page raises from the iterator (S3Error, TransportError,
-  MalformedListingError), after the client's retries: a partial listing is never mistaken
-  for a complete one.
+* A failure on any page raises from the iterator (S3Error, ``MalformedResponse`` for an
+  unreadable page, TransportError), after the client's retries: a partial listing is
+  never mistaken for a complete one.
 
 Spec: Amazon S3 API Reference, "ListObjectsV2" (``prefix``, ``delimiter``,
 ``continuation-token``, ``encoding-type``); "Organizing objects using prefixes" in the S3
@@ -74,7 +77,7 @@ class S3Client(Protocol):
     """What a listing needs of :class:`pos3lite.s3.client.S3Client` (a protocol, so this
     module does not import the client, which imports it)."""
 
-    ignores_start_after: bool
+    start_after_unreliable: bool
 
     def list_page(
         self,
@@ -230,6 +233,14 @@ def _utf8(key: str) -> bytes:
     return key.encode("utf-8", "surrogatepass")
 
 
+def _one_level(prefix: str, common: str) -> bool:
+    """Whether ``common`` is a common prefix a ``delimiter="/"`` listing of ``prefix`` can
+    give: ``prefix``, then one segment without ``/``, then ``/``."""
+    return (
+        common.startswith(prefix) and common.endswith("/") and "/" not in common[len(prefix) : -1]
+    )
+
+
 def _chained(listing: _Listing) -> Iterator[Entry]:
     try:
         while (page := listing.take()) is not None:
@@ -253,8 +264,8 @@ def list_entries(
     ``etag=False``), in the server's order, one ListObjectsV2 listing.
 
     With an ``executor`` the next ``depth`` pages are fetched while a page is consumed.
-    Raises S3Error, TransportError or MalformedListingError from the iterator when a page
-    fails (after the retries of the client's policy).
+    Raises S3Error (``MalformedResponse`` for an unreadable page) or TransportError from
+    the iterator when a page fails (after the retries of the client's policy).
     """
     fetch = _fetcher(client, bucket, prefix, None, page_size, etag)
     return _chained(_Listing(fetch, executor or _Inline(), depth))
@@ -271,6 +282,7 @@ def _split(
     head: _Listing | None = None,
     head_prefix: str | None = None,
     after: bytes | None = None,
+    prefix: str = "",
 ) -> Iterator[Entry]:
     """The split listing's merge (module rules): ``head`` (the rest of ``head_prefix``'s
     folder, already started) first, then the top level's objects and each common prefix's
@@ -307,6 +319,10 @@ def _split(
                     if isinstance(item, str):
                         if item == head_prefix:
                             continue  # listed by ``head`` from the key after ``after``
+                        if after is not None and not _one_level(prefix, item):
+                            raise ListingOrderError(
+                                f"split listing of {prefix!r}: common prefix {item!r}"
+                            )
                         sub = _Listing(fetcher(item), executor, depth)
                         pending.append((item, sub))
                         units += 1
@@ -377,8 +393,8 @@ def list_entries_split(
 
     Costs one extra request per sub-prefix, even for a prefix that fits one page (see
     :func:`list_entries_adaptive`, which splits only what does not). Raises ValueError for
-    ``window < 1`` or ``depth < 1``; S3Error, TransportError or MalformedListingError from
-    the iterator when a page fails.
+    ``window < 1`` or ``depth < 1``; S3Error (``MalformedResponse`` for an unreadable
+    page) or TransportError from the iterator when a page fails.
     """
     if window < 1 or depth < 1:
         raise ValueError(f"window and depth must be >= 1, got window={window}, depth={depth}")
@@ -415,15 +431,16 @@ def list_entries_adaptive(
     ``window=1`` lists sequentially (continuation tokens, ``depth`` pages read ahead).
 
     A server that ignores ``start-after`` (the first split pages hold a key not after
-    ``L``) is detected before anything of the split is yielded: the listing then goes on
-    sequentially from the first page's continuation token, and the client remembers it.
-    A key out of UTF-8 byte order met later raises :class:`ListingOrderError` (nothing
-    before it was dropped or duplicated; list again with ``window=1``).
+    ``L``, or a common prefix of more than one segment) is detected before anything of the
+    split is yielded: the listing then goes on sequentially from the first page's
+    continuation token, and the client remembers it. A key out of UTF-8 byte order (or a
+    bad common prefix) met later raises :class:`ListingOrderError` (nothing before it was
+    dropped or duplicated; list again with ``window=1``).
 
-    Raises ValueError for ``window < 1`` or ``depth < 1``; S3Error, TransportError or
-    MalformedListingError from the iterator when any page fails (after the client's
-    retries); ListingOrderError as above. Spec: Amazon S3 API Reference, "ListObjectsV2"
-    (``start-after``, ``delimiter``, ``continuation-token``).
+    Raises ValueError for ``window < 1`` or ``depth < 1``; S3Error (``MalformedResponse``
+    for an unreadable page) or TransportError from the iterator when any page fails (after
+    the client's retries); ListingOrderError as above. Spec: Amazon S3 API Reference,
+    "ListObjectsV2" (``start-after``, ``delimiter``, ``continuation-token``).
     """
     if window < 1 or depth < 1:
         raise ValueError(f"window and depth must be >= 1, got window={window}, depth={depth}")
@@ -460,7 +477,7 @@ def _adaptive(
     keys = [_utf8(e[0]) for e in entries]
     if (
         window == 1
-        or client.ignores_start_after
+        or client.start_after_unreliable
         or not entries
         or not last.startswith(prefix)
         or any(a >= b for a, b in pairwise(keys))
@@ -497,6 +514,9 @@ def _adaptive(
         top_page = top.take()
         if top_page is not None:
             top.unshift(top_page)
+            # Some servers roll keys up at the wrong "/" when start-after is given.
+            if not all(_one_level(prefix, cp) for cp in top_page.common_prefixes):
+                honoured = False
             for item in _items(top_page):
                 name = item if isinstance(item, str) else item[0]
                 if name != head_prefix:
@@ -504,11 +524,12 @@ def _adaptive(
                     break
         if not honoured:
             logger.info(
-                "s3://%s/%s: the server ignores start-after; listing sequentially",
+                "s3://%s/%s: the server ignores start-after (or rolls up common prefixes "
+                "wrongly with it); listing sequentially",
                 bucket,
                 prefix,
             )
-            client.ignores_start_after = True
+            client.start_after_unreliable = True
             top.stop()
             if head is not None:
                 head.stop()
@@ -524,6 +545,7 @@ def _adaptive(
             head=head,
             head_prefix=head_prefix,
             after=after,
+            prefix=prefix,
         )
         yield from split
     finally:

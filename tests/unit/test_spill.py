@@ -160,7 +160,7 @@ class _BackwardsStore:
     """A listing no local server gives: out of byte order, with keys that must be refused
     (ListObjectsV2 pages of 7 keys, as ``S3Client.list_page`` returns them)."""
 
-    ignores_start_after = False
+    start_after_unreliable = False
 
     def __init__(self, keys: list[str], fail_after: int | None = None) -> None:
         self.keys, self.fail_after = keys, fail_after
