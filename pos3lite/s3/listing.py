@@ -174,8 +174,13 @@ class _Listing:
 
     def _submit(self, token: str | None) -> None:
         # called with the lock held
+        try:
+            fut = self._executor.submit(self._fetch, token)
+        except BaseException as exc:  # an executor shut down (the client was closed)
+            self._error = exc
+            self._cond.notify_all()
+            return
         self._inflight = True
-        fut = self._executor.submit(self._fetch, token)
         fut.add_done_callback(self._done)
 
     def _done(self, fut: Future[ScannedPage]) -> None:

@@ -462,3 +462,16 @@ def test_list_concurrency_1_never_splits_and_bad_values_are_refused(
             pos3lite.mirror(cache_root=tmp_path / "c2", list_concurrency=bad),  # type: ignore[arg-type]
         ):
             pass
+
+
+def test_closing_the_client_mid_listing_raises_instead_of_hanging() -> None:
+    from concurrent.futures import CancelledError
+
+    server = Lister([f"k{i:04d}" for i in range(200)], delay=0.02)
+    client = client_for(server)
+    it = client.list_objects("bkt", page_size=2)
+    next(it)
+    client.close()  # the listing threads stop: queued pages are cancelled
+    with pytest.raises((CancelledError, RuntimeError)):
+        for _ in it:
+            pass
