@@ -26,9 +26,6 @@ from .spill import sorted_entries
 if TYPE_CHECKING:
     from ..s3.client import S3Client
 
-#: Pages read ahead by a sequential listing (the client's own read-ahead depth).
-PREFETCH_PAGES = 4
-
 __all__ = ["LIST_PAGE_SIZE", "RemoteScan", "UnsortedListing", "anchored", "scan_remote"]
 
 logger = logging.getLogger("pos3lite")
@@ -181,7 +178,6 @@ def _entries(
         executor=client.list_executor(),
         window=window,
         page_size=LIST_PAGE_SIZE,
-        depth=PREFETCH_PAGES if window == 1 else 2,
     )
     try:
         yield from _checked(listed, key, url, exclude, scan, checked)

@@ -72,6 +72,10 @@ _T = TypeVar("_T")
 
 Fetch = Callable[[str | None], ScannedPage]
 
+#: Pages read ahead by a sequential continuation of :func:`list_entries_adaptive` (one
+#: chain, so deeper than each split listing's ``depth``; 1,000 keys a page).
+SEQUENTIAL_DEPTH = 4
+
 
 class S3Client(Protocol):
     """What a listing needs of :class:`pos3lite.s3.client.S3Client` (a protocol, so this
@@ -433,7 +437,8 @@ def list_entries_adaptive(
     ``delimiter="/"`` listing of ``prefix`` with ``start-after=L``, the rest of ``L``'s own
     top-level folder (``start-after=L``), and each other common prefix as its own listing,
     ``window`` of them at once on ``executor``, ``depth`` pages buffered each.
-    ``window=1`` lists sequentially (continuation tokens, ``depth`` pages read ahead).
+    ``window=1`` lists sequentially (continuation tokens, :data:`SEQUENTIAL_DEPTH` pages
+    read ahead, or ``depth`` if larger).
 
     A server that ignores ``start-after`` (the first split pages hold a key not after
     ``L``, or a common prefix of more than one segment) is detected before anything of the
@@ -471,7 +476,7 @@ def _adaptive(
         # at once, while the consumer reads the entries before it.
         assert token is not None
         fetch = _fetcher(client, bucket, prefix, None, page_size, etag)
-        listing = _Listing(fetch, executor, depth, token)
+        listing = _Listing(fetch, executor, max(depth, SEQUENTIAL_DEPTH), token)
         listing.start()
         return listing
 
