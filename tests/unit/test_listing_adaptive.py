@@ -475,3 +475,19 @@ def test_closing_the_client_mid_listing_raises_instead_of_hanging() -> None:
     with pytest.raises((CancelledError, RuntimeError)):
         for _ in it:
             pass
+
+
+def test_ls_lists_again_sequentially_after_a_listing_order_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(scan_mod, "LIST_PAGE_SIZE", 2)
+    fake = PagedS3(walk=True)
+    for k in WALK:  # the split meets "b-c" after "b/2" (see the test above)
+        fake.objects["p/" + k] = k.encode()
+    client = client_for(fake)
+    monkeypatch.setattr(_mirror._Mirror, "client", lambda self, profile: client)
+    with pos3lite.mirror(cache_root=tmp_path / "cache", show_progress=False):
+        listed = pos3lite.ls("s3://bkt/p/", recursive=True)
+    assert listed == [f"s3://bkt/p/{k}" for k in sorted(WALK, key=str.encode)]
+    firsts = [q for q in fake.log if "continuation-token" not in q and "delimiter" not in q]
+    assert [q.get("start-after") for q in firsts if q["prefix"] == "p/"] == [None, None]
