@@ -11,9 +11,10 @@ this one.
 
 A synthetic ListObjectsV2 server (this file with ``--serve``, its own process on
 127.0.0.1) answers for bucket ``bench`` with N objects under ``data/`` (1,000 keys per
-folder, 1,000 per page, ``EncodingType`` url echoed, no signature check: it measures the
-client, not the server). Each scenario is a fresh process of *this* interpreter, so it
-measures the pos3lite that interpreter imports, through the public API only:
+folder, 1,000 per page, ``delimiter=/`` and ``start-after`` honoured, ``EncodingType`` url
+echoed, no signature check: it measures the client, not the server). Each scenario is a
+fresh process of *this* interpreter, so it measures the pos3lite that interpreter imports,
+through the public API only:
 
 * ``ls``            ``pos3lite.ls("s3://bench/data/", recursive=True)`` in a mirror;
 * ``plan_download`` ``pos3lite.plan_download("s3://bench/data/", local=<empty folder>)``;
@@ -182,14 +183,19 @@ def serve(n: int) -> None:
                 return
             start = int(q.get("continuation-token") or 0)
             prefix, max_keys = q.get("prefix", ""), int(q.get("max-keys", 1000))
+            # start-after (first page only): a key of ours, "data/dFFFFF/fIIIIIIII.bin".
+            after = q.get("start-after") if "continuation-token" not in q else None
+            after_i = int(after.rsplit("/f", 1)[1][:8]) if after else -1
             if q.get("delimiter") == "/" and prefix == PREFIX:
+                if after:  # the folder holding the key is listed again, as S3 does
+                    start = max(start, after_i // PER_FOLDER)
                 self._send(200, folders(n, start, max_keys))
                 return
             lo, hi = 0, n
             if prefix.startswith(PREFIX + "d") and prefix.endswith("/"):  # one folder
                 folder = int(prefix[len(PREFIX) + 1 : -1])
                 lo, hi = folder * PER_FOLDER, min(n, (folder + 1) * PER_FOLDER)
-            self._send(200, page(hi, prefix, max(start, lo), max_keys))
+            self._send(200, page(hi, prefix, max(start, lo, after_i + 1), max_keys))
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True

@@ -83,6 +83,7 @@ from ..localfs import (
 from ..profiles import Profile, effective_profile, resolve_profile
 from ..progress import Progress, make_progress
 from ..s3.factory import ClientCache
+from ..s3.listing import ListingOrderError
 from ..transfer import (
     ByteRateLimiter,
     DownloadRun,
@@ -92,6 +93,7 @@ from ..transfer import (
     upload_file,
 )
 from ..urls import S3URL, check_local_path, is_s3_url, parse_s3_url
+from . import scan as scan_module
 from .md5cache import Md5Cache
 from .registry import Claim, Registry, overlaps
 from .scan import RemoteScan, UnsortedListing, anchored, scan_remote
@@ -521,6 +523,7 @@ class _Mirror:
         max_attempts: int = 5,
         timeout: tuple[float, float] = (10.0, 60.0),
         payload_signing: str = "auto",
+        list_concurrency: int = 8,
     ) -> None:
         self.cache_root = cache_root
         self.show_progress = show_progress
@@ -532,6 +535,7 @@ class _Mirror:
         self.max_attempts = max_attempts
         self.timeout = timeout
         self.payload_signing = payload_signing
+        self.list_concurrency = list_concurrency
         self.state = State.UNOPENED
         self._lock = threading.RLock()
         self._sync_lock = threading.Lock()
@@ -665,7 +669,14 @@ class _Mirror:
         """``scan_remote``; ``spill``: the streamed listing sorted first (a store known to
         list out of byte order), spilled to disk under the cache root beyond a bound."""
         root = self.cache_root if spill else None
-        return scan_remote(client, url, exclude, stream=stream, spill_root=root)
+        return scan_remote(
+            client,
+            url,
+            exclude,
+            stream=stream,
+            spill_root=root,
+            list_concurrency=self.list_concurrency,
+        )
 
     def _with_md5(self, entries: list[Entry], root: Path) -> list[Entry]:
         """Local entries with their MD5 filled in (checksum comparison): from the MD5 cache
@@ -2093,12 +2104,24 @@ class _Mirror:
             except AccessDeniedError as exc:  # prefix-scoped policy: list key/ instead
                 denied = exc
                 key += "/"
-        out = []
-        for item in client.list_objects(url.bucket, key, delimiter=None if recursive else "/"):
-            name = item if isinstance(item, str) else item.key
-            if name == key:
-                continue
-            out.append(f"s3://{url.bucket}/{name}")
+        out: list[str] = []
+        for window in (self.list_concurrency, 1) if recursive else (1,):
+            out = []
+            try:
+                for item in client.list_objects(
+                    url.bucket,
+                    key,
+                    delimiter=None if recursive else "/",
+                    page_size=scan_module.LIST_PAGE_SIZE,
+                    concurrency=window,
+                ):
+                    name = item if isinstance(item, str) else item.key
+                    if name == key:
+                        continue
+                    out.append(f"s3://{url.bucket}/{name}")
+            except ListingOrderError:
+                continue  # a store out of byte order: listed again sequentially
+            break
         if denied is not None and not out:
             raise denied
         # S3 lists in UTF-8 byte order; compatible stores (SeaweedFS) may not.
@@ -2303,6 +2326,7 @@ def mirror(
     read_timeout: float = 60.0,
     payload_signing: str = "auto",
     handle_sigterm: bool = True,
+    list_concurrency: int = 8,
 ) -> Iterator[None]:
     """Open the mirror context (pos3-compatible); the context value is ``None``.
 
@@ -2331,6 +2355,11 @@ def mirror(
         handle_sigterm: while the mirror is active in the main thread and SIGTERM has its
             default action, SIGTERM raises ``SystemExit(143)`` so the final sync runs (a
             Kubernetes stop); the previous handler is restored on exit. ``False`` opts out.
+        list_concurrency: ListObjectsV2 listings run at once for a remote prefix longer
+            than one page (1,000 keys): the rest is split on ``/`` and each top-level folder
+            listed on its own, this many at once (see ``pos3lite.s3.listing``, "Adaptive
+            split"); a prefix that fits one page costs one request either way. ``1`` lists
+            every prefix sequentially. New in pos3lite.
 
     Exit: a normal end, ``KeyboardInterrupt`` and any ``SystemExit`` upload every
     registration (as pos3); an ``Exception`` uploads only ``sync_on_error=True`` ones and
@@ -2339,7 +2368,8 @@ def mirror(
     Raises:
         MirrorStateError: another mirror is active in this process.
         ProfileError: ``default_profile`` names an unknown profile.
-        ValueError: ``max_workers < 1``, a bad rate or an unknown ``compare``.
+        ValueError: ``max_workers < 1``, ``list_concurrency < 1``, a bad rate or an unknown
+            ``compare``.
         TransferError: on a clean exit, when the final upload sync fails.
     """
     if not isinstance(max_workers, int) or max_workers < 1:
@@ -2351,6 +2381,8 @@ def mirror(
         raise ConfigError(
             f"payload_signing must be auto, signed or unsigned, got {payload_signing!r}"
         )
+    if not isinstance(list_concurrency, int) or list_concurrency < 1:
+        raise ConfigError(f"list_concurrency must be an int >= 1, got {list_concurrency!r}")
     if not (connect_timeout > 0 and read_timeout > 0):
         raise ConfigError(
             f"timeouts must be > 0 seconds, got connect={connect_timeout!r} read={read_timeout!r}"
@@ -2376,6 +2408,7 @@ def mirror(
             max_attempts=max_attempts,
             timeout=(connect_timeout, read_timeout),
             payload_signing=payload_signing,
+            list_concurrency=list_concurrency,
         )
         m.start()
         _GLOBAL = m

@@ -19,15 +19,19 @@ from ..engine import diff as engine_diff
 from ..engine.filters import Filter
 from ..engine.model import Entry
 from ..errors import AccessDeniedError, NotFoundError, Pos3liteError, UnsafeKeyError
+from ..s3.listing import ListingOrderError, list_entries_adaptive
 from ..urls import S3URL, check_relative_key
 from .spill import sorted_entries
 
 if TYPE_CHECKING:
     from ..s3.client import S3Client
 
-__all__ = ["RemoteScan", "UnsortedListing", "anchored", "scan_remote"]
+__all__ = ["LIST_PAGE_SIZE", "RemoteScan", "UnsortedListing", "anchored", "scan_remote"]
 
 logger = logging.getLogger("pos3lite")
+
+#: ListObjectsV2 ``max-keys`` of the mirror's listings (S3's maximum; tests lower it).
+LIST_PAGE_SIZE = 1000
 
 
 @dataclass
@@ -73,6 +77,7 @@ def scan_remote(
     *,
     stream: bool = False,
     spill_root: Path | None = None,
+    list_concurrency: int = 1,
 ) -> RemoteScan:
     """List what is at ``url``: one exact object (HEAD, for a key not ending in ``/``) or the
     entries under the prefix, sorted by the engine's sort key, unsafe keys refused and
@@ -86,6 +91,13 @@ def scan_remote(
     :func:`~pos3lite.mirror.spill.sorted_entries` instead (runs beyond its bound spilled
     under ``spill_root``'s metadata folder): the first page read here is then the whole
     listing, and closing the stream removes the runs.
+
+    ``list_concurrency > 1``: a prefix longer than one listing page is listed by
+    :func:`~pos3lite.s3.listing.list_entries_adaptive` (split on ``/``, that many listings at
+    once); a prefix that fits one page costs its one request either way. Its
+    ListingOrderError (a server out of byte order) becomes :class:`UnsortedListing` on the
+    checked stream; a whole listing is read again sequentially. Sorted streams
+    (``spill_root``) always list sequentially.
 
     A HEAD denied by a prefix-scoped policy (403 on the bare prefix) lists ``key/`` instead;
     the HEAD's error is raised only if that listing finds nothing."""
@@ -106,7 +118,9 @@ def scan_remote(
             return RemoteScan(key_prefix=key, obj=obj, found=True)
         key += "/"
     scan = RemoteScan(key_prefix=key)
-    items = _entries(client, url, key, exclude, scan, checked=stream and spill_root is None)
+    checked = stream and spill_root is None
+    window = list_concurrency if checked or not stream else 1
+    items = _entries(client, url, key, exclude, scan, checked=checked, window=window)
     if stream:
         if spill_root is not None:
             items = sorted_entries(items, spill_root)
@@ -119,7 +133,13 @@ def scan_remote(
             raise
         scan.stream = _chain(first, items) if first is not None else iter(())
         return scan
-    scan.entries = list(items)
+    try:
+        scan.entries = list(items)
+    except ListingOrderError as exc:
+        # A server out of byte order under a split listing: list it again, sequentially.
+        logger.debug("s3://%s/%s: %s; listing again sequentially", url.bucket, key, exc)
+        scan = RemoteScan(key_prefix=key)
+        scan.entries = list(_entries(client, url, key, exclude, scan, window=1))
     if denied is not None and not scan.found:
         raise denied
     # S3 lists in UTF-8 byte order; compatible stores may not. The engine needs it.
@@ -144,16 +164,42 @@ def _entries(
     scan: RemoteScan,
     *,
     checked: bool = False,
+    window: int = 1,
 ) -> Generator[Entry, None, None]:
     """The safe entries under ``key`` in the server's order (``scan.found`` set at the first
     listed item, refused keys logged and put in ``scan.unsafe``); ``checked``: raise
-    UnsortedListing at the first key not after the one before (UTF-8 byte order)."""
+    UnsortedListing at the first key not after the one before (UTF-8 byte order), also for
+    a split listing's ListingOrderError; ``window``: see ``scan_remote``'s
+    ``list_concurrency``."""
+    listed = list_entries_adaptive(
+        client,
+        url.bucket,
+        key,
+        executor=client.list_executor(),
+        window=window,
+        page_size=LIST_PAGE_SIZE,
+    )
+    try:
+        yield from _checked(listed, key, url, exclude, scan, checked)
+    except ListingOrderError as exc:
+        if not checked:
+            raise
+        raise UnsortedListing(str(exc)) from exc
+
+
+def _checked(
+    listed: Iterator[tuple[str, int, float, str]],
+    key: str,
+    url: S3URL,
+    exclude: Sequence[str],
+    scan: RemoteScan,
+    checked: bool,
+) -> Generator[Entry, None, None]:
     skip = Filter(list(exclude))
     prev = b""
-    for item in client.list_objects(url.bucket, key):
-        assert not isinstance(item, str)
+    for item_key, item_size, item_mtime, item_etag in listed:
         scan.found = True
-        rel = item.key[len(key) :]
+        rel = item_key[len(key) :]
         if not rel:
             continue  # the prefix's own directory marker
         try:
@@ -161,13 +207,13 @@ def _entries(
         except UnsafeKeyError as exc:
             if skip and skip.excluded(rel):
                 continue  # excluded: never read, never written, never deleted
-            logger.error("refusing key %r under %s: %s", item.key, url.normalized(), exc)
-            scan.unsafe.append(UnsafeKeyError(item.key, exc.reason))
+            logger.error("refusing key %r under %s: %s", item_key, url.normalized(), exc)
+            scan.unsafe.append(UnsafeKeyError(item_key, exc.reason))
             continue
         if checked:
-            kb = item.key.encode("utf-8", "surrogatepass")
+            kb = item_key.encode("utf-8", "surrogatepass")
             if kb <= prev:
                 raise UnsortedListing(f"{prev!r} then {kb!r}")
             prev = kb
-        size = 0 if rel.endswith("/") else item.size
-        yield Entry(rel, size, item.last_modified, item.etag)
+        size = 0 if rel.endswith("/") else item_size
+        yield Entry(rel, size, item_mtime, item_etag)

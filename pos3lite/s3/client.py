@@ -35,11 +35,11 @@ import functools
 import hashlib
 import logging
 import os
-import queue
 import re
 import threading
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import BinaryIO, Protocol, TypeVar, cast
@@ -58,7 +58,7 @@ from ..errors import (
     TransportError,
 )
 from ..transport.base import Body, Request, Response, Transport
-from . import listscan
+from . import listing, listscan
 from . import xml as s3xml
 from .retry import Retry
 from .xml import ObjectInfo
@@ -216,6 +216,11 @@ class S3Client:
         self._clock_offset = 0.0  # seconds added to the clock (learnt from a skew error)
         self._bucket_regions: dict[str, str] = {}
         self._lock = threading.Lock()
+        self._list_pool: ThreadPoolExecutor | None = None
+        #: Learnt: the endpoint ignores ListObjectsV2 ``start-after``, or rolls common
+        #: prefixes up wrongly with it (SeaweedFS 4.48 at the bucket root): listings longer
+        #: than a page go on sequentially (see pos3lite.s3.listing).
+        self.start_after_unreliable = False
 
     def region_for(self, bucket: str) -> str:
         """The signing region for ``bucket``: learnt from the server, else the client's."""
@@ -446,7 +451,13 @@ class S3Client:
     # ------------------------------------------------------------------ operations
 
     def list_objects(
-        self, bucket: str, prefix: str = "", *, delimiter: str | None = None, page_size: int = 1000
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        delimiter: str | None = None,
+        page_size: int = 1000,
+        concurrency: int = 1,
     ) -> Iterator[ObjectInfo | str]:
         """Yield every object under ``prefix`` (ListObjectsV2, all pages, in key order).
 
@@ -454,60 +465,117 @@ class S3Client:
         mixed with objects in key order. Keys are requested with ``encoding-type=url`` so
         any key survives XML. The listing is complete when the iterator ends; a failure on
         any page raises (S3Error / TransportError), so a partial listing is never mistaken
-        for a complete one.
+        for a complete one. Pages after the first are fetched ahead (up to
+        :data:`PREFETCH_PAGES`) on the client's listing threads while one is consumed.
+
+        ``concurrency > 1`` (no delimiter): a listing longer than one page goes on as
+        :func:`pos3lite.s3.listing.list_entries_adaptive` with that window, which may raise
+        ListingOrderError (then list again with ``concurrency=1``).
         """
-
-        def query_for(token: str | None) -> list[tuple[str, str]]:
-            query = [("list-type", "2"), ("encoding-type", "url"), ("max-keys", str(page_size))]
-            if prefix:
-                query.append(("prefix", prefix))
-            if delimiter:
-                query.append(("delimiter", delimiter))
-            if token:
-                query.append(("continuation-token", token))
-            return query
-
-        def fetch(token: str | None) -> s3xml.ListPage:
-            return self._attempts(functools.partial(self._list_page, bucket, query_for(token)))
-
-        # Pages are chained by continuation tokens, so they come one after another. A helper
-        # thread fetches and parses the following pages (up to PREFETCH_PAGES ahead) while
-        # this one is consumed, so the request chain never waits for a slow consumer. A page
-        # is parsed inside its attempt, so a garbled 200 answer is retried.
-        page = fetch(None)
-        ahead = _PageChain(fetch, page.next_token) if page.next_token else None
+        if concurrency > 1 and not delimiter:
+            for entry in listing.list_entries_adaptive(
+                self,
+                bucket,
+                prefix,
+                executor=self.list_executor(),
+                window=concurrency,
+                page_size=page_size,
+            ):
+                yield ObjectInfo(*entry)
+            return
+        fetch = functools.partial(
+            self.list_page, bucket, prefix, delimiter=delimiter, page_size=page_size
+        )
+        # A page is parsed inside its attempt, so a garbled 200 answer is retried.
+        page = fetch(token=None)
+        ahead = (
+            listing._Listing(
+                lambda token: fetch(token=token),
+                self.list_executor(),
+                PREFETCH_PAGES,
+                page.next_token,
+            )
+            if page.next_token
+            else None
+        )
+        if ahead is not None:
+            ahead.start()  # the next pages are fetched while this one is consumed
         try:
             while True:
                 if delimiter:
-                    merged: list[tuple[str, ObjectInfo | str]] = [(o.key, o) for o in page.objects]
+                    merged: list[tuple[str, ObjectInfo | str]] = [
+                        (e[0], ObjectInfo(*e)) for e in page.entries
+                    ]
                     merged += [(p, p) for p in page.common_prefixes]
-                    merged.sort(key=lambda item: item[0].encode("utf-8"))
+                    merged.sort(key=lambda item: item[0].encode("utf-8", "surrogatepass"))
                     for _, item in merged:
                         yield item
                 else:
-                    yield from page.objects
-                if ahead is None or not page.next_token:
+                    for entry in page.entries:
+                        yield ObjectInfo(*entry)
+                if ahead is None:
                     return
-                page = ahead.next()
+                nxt = ahead.take()
+                if nxt is None:
+                    return
+                page = nxt
         finally:
-            # A consumer that stops early (or fails) stops the helper; its pages go unused.
+            # A consumer that stops early (or fails) stops the chain; its pages go unused.
             if ahead is not None:
-                ahead.close()
+                ahead.stop()
 
-    def _list_page(self, bucket: str, query: list[tuple[str, str]]) -> s3xml.ListPage:
+    def list_page(
+        self,
+        bucket: str,
+        prefix: str = "",
+        *,
+        delimiter: str | None = None,
+        token: str | None = None,
+        start_after: str | None = None,
+        page_size: int = 1000,
+        etag: bool = True,
+    ) -> listscan.ScannedPage:
+        """One ListObjectsV2 page (``encoding-type=url``, ``max-keys=page_size``), parsed by
+        the tree-less scanner inside each attempt, under the retry policy: ``token`` is the
+        continuation token of the page before, ``start_after`` a key to start after (the
+        first page of a listing only). ``etag=False`` keeps ``""`` for ETags.
+
+        Raises S3Error (``MalformedResponse`` for an unreadable page, after the retries) or
+        TransportError. Spec: Amazon S3 API Reference, "ListObjectsV2".
+        """
+        query = [("list-type", "2"), ("encoding-type", "url"), ("max-keys", str(page_size))]
+        if prefix:
+            query.append(("prefix", prefix))
+        if delimiter:
+            query.append(("delimiter", delimiter))
+        if token:
+            query.append(("continuation-token", token))
+        if start_after:
+            query.append(("start-after", start_after))
+        return self._attempts(functools.partial(self._list_page, bucket, query, etag))
+
+    def _list_page(
+        self, bucket: str, query: list[tuple[str, str]], etag: bool = True
+    ) -> listscan.ScannedPage:
         with self.send("GET", bucket, None, query=query) as resp:
             body = read_capped(resp, bucket=bucket)
         try:
             # The tree-less scanner (same results as s3xml.parse_list_objects_v2); its
             # MalformedListingError is a ValueError.
-            scanned = listscan.scan_list_objects_v2(body)
+            return listscan.scan_list_objects_v2(body, etag=etag)
         except ValueError as exc:
             raise _malformed("unreadable ListObjectsV2 page", exc, bucket, None) from None
-        return s3xml.ListPage(
-            tuple(ObjectInfo(*entry) for entry in scanned.entries),
-            tuple(scanned.common_prefixes),
-            scanned.next_token,
-        )
+
+    def list_executor(self) -> Executor:
+        """The client's listing threads (:data:`LIST_THREADS`, created on first use, shut
+        down by :meth:`close`): listing pages are fetched there, never on a transfer pool,
+        so a listing never queues behind transfers."""
+        with self._lock:
+            if self._list_pool is None:
+                self._list_pool = ThreadPoolExecutor(
+                    LIST_THREADS, thread_name_prefix="pos3lite-list"
+                )
+            return self._list_pool
 
     def head_object(self, bucket: str, key: str, *, part_number: int | None = None) -> ObjectInfo:
         """HeadObject: size, ETag and LastModified of one object (bytes, epoch seconds).
@@ -999,7 +1067,11 @@ class S3Client:
             resp.read()
 
     def close(self) -> None:
-        """Close the transport."""
+        """Close the transport and stop the listing threads (queued pages are dropped)."""
+        with self._lock:
+            pool, self._list_pool = self._list_pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
         self._transport.close()
 
     def list_buckets(self) -> list[tuple[str, float]]:
@@ -1220,49 +1292,8 @@ def _object_info(
 
 #: Listing pages fetched ahead of the consumer (1,000 keys each: a few MiB at most).
 PREFETCH_PAGES = 4
-
-
-class _PageChain:
-    """Fetches the pages after ``token`` one after another on a daemon thread, each as soon
-    as the previous one's continuation token is known, keeping at most
-    :data:`PREFETCH_PAGES` parsed pages queued. :meth:`next` returns them in order and
-    raises the error that ended the chain; :meth:`close` stops the thread."""
-
-    def __init__(self, fetch: Callable[[str | None], s3xml.ListPage], token: str) -> None:
-        self._queue: queue.Queue[s3xml.ListPage | BaseException] = queue.Queue(PREFETCH_PAGES)
-        self._stop = threading.Event()
-
-        def offer(item: s3xml.ListPage | BaseException) -> bool:
-            while not self._stop.is_set():
-                try:
-                    self._queue.put(item, timeout=0.2)
-                    return True
-                except queue.Full:
-                    continue
-            return False
-
-        def run() -> None:
-            next_token: str | None = token
-            while next_token and not self._stop.is_set():
-                try:
-                    page = fetch(next_token)
-                except BaseException as exc:
-                    offer(exc)
-                    return
-                if not offer(page):
-                    return
-                next_token = page.next_token
-
-        threading.Thread(target=run, name="pos3lite-list-prefetch", daemon=True).start()
-
-    def next(self) -> s3xml.ListPage:
-        item = self._queue.get()
-        if isinstance(item, BaseException):
-            raise item
-        return item
-
-    def close(self) -> None:
-        self._stop.set()
+#: Threads per client for listing pages (sequential read-ahead and split listings).
+LIST_THREADS = 16
 
 
 def _unverified(url: str, why: str) -> None:

@@ -4,7 +4,7 @@ and the sync state go through the engine in one pass; the rare cases that need w
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import dataclasses
 from pathlib import Path
 from typing import Any
 
@@ -17,19 +17,27 @@ from tests.integration.conftest import open_mirror, put, tree
 pytestmark = pytest.mark.integration
 
 
+def list_pages(monkeypatch: pytest.MonkeyPatch, calls: list[str], *, backwards: bool) -> None:
+    """Note each ListObjectsV2 listing the mirror starts (its first page, by prefix), and
+    with ``backwards`` reverse every page: a store listing out of byte order."""
+    real = S3Client.list_page
+
+    def page(self: S3Client, b: str, prefix: str = "", **kw: Any) -> Any:
+        if not kw.get("token"):
+            calls.append(prefix)
+        got = real(self, b, prefix, **kw)
+        return dataclasses.replace(got, entries=got.entries[::-1]) if backwards else got
+
+    monkeypatch.setattr(S3Client, "list_page", page)
+
+
 def test_store_listing_out_of_byte_order_is_planned_from_a_sorted_listing(
     bucket: str, oracle: Any, s3_env: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     for k in ("data/a.txt", "data/b/c.txt", "data/z.txt"):
         put(oracle, bucket, k, k.encode())
-    real = S3Client.list_objects
     calls: list[str] = []
-
-    def backwards(self: S3Client, b: str, prefix: str = "", **kw: Any) -> Iterator[Any]:
-        calls.append(prefix)
-        return iter(list(real(self, b, prefix, **kw))[::-1])
-
-    monkeypatch.setattr(S3Client, "list_objects", backwards)
+    list_pages(monkeypatch, calls, backwards=True)
     dst = tmp_path / "dst"
     dst.mkdir()
     (dst / "stale.txt").write_bytes(b"old")
@@ -53,14 +61,8 @@ def test_zero_byte_object_over_an_empty_local_folder_is_that_folder(
     # the empty local folder "x/", even though "x.txt" sorts between "x" and "x/".
     put(oracle, bucket, "data/x", b"")
     put(oracle, bucket, "data/x.txt", b"t")
-    real = S3Client.list_objects
     calls: list[str] = []
-
-    def counted(self: S3Client, b: str, prefix: str = "", **kw: Any) -> Iterator[Any]:
-        calls.append(prefix)
-        return real(self, b, prefix, **kw)
-
-    monkeypatch.setattr(S3Client, "list_objects", counted)
+    list_pages(monkeypatch, calls, backwards=False)
     dst = tmp_path / "dst"
     (dst / "x").mkdir(parents=True)
     with open_mirror(tmp_path):
@@ -99,15 +101,8 @@ def test_upload_plans_stream_and_fall_back_for_out_of_order_listings(
 ) -> None:
     put(oracle, bucket, "up/same.txt", b"same")
     put(oracle, bucket, "up/stale.txt", b"stale")
-    real = S3Client.list_objects
     calls: list[str] = []
-
-    def listing(self: S3Client, b: str, prefix: str = "", **kw: Any) -> Iterator[Any]:
-        calls.append(prefix)
-        items = list(real(self, b, prefix, **kw))
-        return iter(items[::-1] if backwards else items)
-
-    monkeypatch.setattr(S3Client, "list_objects", listing)
+    list_pages(monkeypatch, calls, backwards=backwards)
     src = tmp_path / "src"
     (src / "sub").mkdir(parents=True)
     (src / "new.txt").write_bytes(b"new")
@@ -171,14 +166,8 @@ def test_out_of_order_listing_beyond_the_bound_is_planned_from_spilled_runs(
         return runs[-1]
 
     monkeypatch.setattr(spill, "_write_run", recording)
-    real = S3Client.list_objects
     calls: list[str] = []
-
-    def backwards(self: S3Client, b: str, prefix: str = "", **kw: Any) -> Iterator[Any]:
-        calls.append(prefix)
-        return iter(list(real(self, b, prefix, **kw))[::-1])
-
-    monkeypatch.setattr(S3Client, "list_objects", backwards)
+    list_pages(monkeypatch, calls, backwards=True)
     cache = tmp_path / "cache"
     with open_mirror(tmp_path):
         if mode == "download":
@@ -225,12 +214,7 @@ def test_case_fold_twins_in_a_spilled_out_of_order_listing_are_still_named(
     monkeypatch.setattr(spill, "SPILL_BOUND", 2)
     for k in ("data/Readme.md", "data/README.md", "data/ok.txt", "data/p.txt", "data/q.txt"):
         put(oracle, bucket, k, b"x")
-    real = S3Client.list_objects
-
-    def backwards(self: S3Client, b: str, prefix: str = "", **kw: Any) -> Iterator[Any]:
-        return iter(list(real(self, b, prefix, **kw))[::-1])
-
-    monkeypatch.setattr(S3Client, "list_objects", backwards)
+    list_pages(monkeypatch, [], backwards=True)
     dst = tmp_path / "dst"
     with open_mirror(tmp_path), pytest.raises(pos3lite.TransferError) as err:
         pos3lite.download(f"s3://{bucket}/data/", local=dst)

@@ -7,7 +7,9 @@ from __future__ import annotations
 import random
 import stat
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -17,7 +19,7 @@ from pos3lite.errors import UnsafeKeyError
 from pos3lite.mirror import spill
 from pos3lite.mirror.scan import scan_remote
 from pos3lite.mirror.spill import sorted_entries
-from pos3lite.s3.xml import ObjectInfo
+from pos3lite.s3.listscan import ScannedPage
 from pos3lite.urls import S3URL
 
 ALPHABET = ["a", "b", "z", "A", "/", ".", "-", "0", "é", "ü", "€", "日", "😀", "\x7f", "ß"]
@@ -155,16 +157,29 @@ def test_an_empty_listing_and_a_listing_of_exactly_the_bound(tmp_path: Path) -> 
 
 
 class _BackwardsStore:
-    """A listing no local server gives: out of byte order, with keys that must be refused."""
+    """A listing no local server gives: out of byte order, with keys that must be refused
+    (ListObjectsV2 pages of 7 keys, as ``S3Client.list_page`` returns them)."""
+
+    start_after_unreliable = False
 
     def __init__(self, keys: list[str], fail_after: int | None = None) -> None:
         self.keys, self.fail_after = keys, fail_after
+        self.pool = ThreadPoolExecutor(2)
 
-    def list_objects(self, bucket: str, prefix: str = "", **kw: object) -> Iterator[ObjectInfo]:
-        for n, k in enumerate(sorted(self.keys, reverse=True)):
-            if self.fail_after is not None and n == self.fail_after:
-                raise ConnectionError("page 2 failed")
-            yield ObjectInfo(k, 0 if k.endswith("/") else len(k), 1_700_000_000.0, f"e-{k}")
+    def list_executor(self) -> ThreadPoolExecutor:
+        return self.pool
+
+    def list_page(self, bucket: str, prefix: str = "", **kw: Any) -> ScannedPage:
+        keys = sorted(self.keys, reverse=True)
+        start = int(kw.get("token") or 0)
+        end = min(start + 7, len(keys))
+        if self.fail_after is not None and start <= self.fail_after < end:
+            raise ConnectionError("page 2 failed")
+        entries = [
+            (k, 0 if k.endswith("/") else len(k), 1_700_000_000.0, f"e-{k}")
+            for k in keys[start:end]
+        ]
+        return ScannedPage(entries, [], str(end) if end < len(keys) else None, True)
 
 
 def test_scan_remote_sorts_a_spilled_listing_with_unsafe_keys_refused_and_excluded(
