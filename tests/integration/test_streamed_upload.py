@@ -6,6 +6,7 @@ download phase of a two-way sync streams its copies the same way (last test)."""
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,6 +18,7 @@ import pytest
 import pos3lite
 from pos3lite import TransferError
 from pos3lite.mirror import context as ctx
+from pos3lite.mirror import scan as scan_mod
 from pos3lite.mirror.state import SyncState, registration_name
 from pos3lite.progress import use_factory
 from pos3lite.s3.client import S3Client
@@ -56,15 +58,11 @@ def puts_before_last_page(events: list[tuple[str, str]]) -> int:
 def watched_mirror(
     tmp_path: Path, profile: Any, monkeypatch: pytest.MonkeyPatch, **kw: Any
 ) -> Iterator[Log]:
-    """``open_mirror`` with listing pages of PAGE keys and every request logged."""
-    real_list = S3Client.list_objects
-
-    def small_pages(self: S3Client, bucket: str, prefix: str = "", **kw: Any) -> Any:
-        kw["page_size"] = PAGE
-        return real_list(self, bucket, prefix, **kw)
-
-    if S3Client.list_objects is real_list:  # a test's own listing (a cut) stays in place
-        monkeypatch.setattr(S3Client, "list_objects", small_pages)
+    """``open_mirror`` with listing pages of PAGE keys and every request logged. The listing
+    is sequential (``list_concurrency=1``) unless a test asks otherwise, so that "the last
+    page" is one point in time; the split listing has its own tests (test_listing_split)."""
+    monkeypatch.setattr(scan_mod, "LIST_PAGE_SIZE", PAGE)  # the mirror's listings
+    kw.setdefault("list_concurrency", 1)
     log = Log()
     with open_mirror(tmp_path, profile, **kw):
         m = ctx._require_active()
@@ -225,16 +223,16 @@ def test_listing_error_after_uploads_started_runs_no_deletes(
     extras = remote_extras(oracle, bucket, "cut/", 120)
     src = tmp_path / "src"
     mine = local_files(src, 120)
-    real_list = S3Client.list_objects
+    real_page = S3Client.list_page
+    pages: list[int] = []
 
     def cut_listing(self: S3Client, bucket_: str, prefix: str = "", **kw: Any) -> Any:
-        kw["page_size"] = PAGE
-        for n, item in enumerate(real_list(self, bucket_, prefix, **kw)):
-            if n == 80:
-                raise OSError("connection lost")
-            yield item
+        pages.append(1)
+        if len(pages) == 9:  # after 80 keys: uploads of the first ones have started
+            raise OSError("connection lost")
+        return real_page(self, bucket_, prefix, **kw)
 
-    monkeypatch.setattr(S3Client, "list_objects", cut_listing)
+    monkeypatch.setattr(S3Client, "list_page", cut_listing)
     url = f"s3://{bucket}/cut"
     with (
         pytest.raises(OSError, match="connection lost"),
@@ -314,14 +312,16 @@ def test_listing_found_out_of_order_after_uploads_started_sends_each_file_once(
     extras = remote_extras(oracle, bucket, "oo/", 60)
     src = tmp_path / "src"
     mine = local_files(src, 60)
-    real_list = S3Client.list_objects
+    real_page = S3Client.list_page
 
     def swapped(self: S3Client, bucket_: str, prefix: str = "", **kw: Any) -> Any:
-        kw["page_size"] = PAGE
-        items = list(real_list(self, bucket_, prefix, **kw))
-        return iter([*items[:-2], items[-1], items[-2]])
+        page = real_page(self, bucket_, prefix, **kw)
+        if page.next_token is None and len(page.entries) >= 2:  # the last page
+            *head, a, b = page.entries
+            page = dataclasses.replace(page, entries=[*head, b, a])
+        return page
 
-    monkeypatch.setattr(S3Client, "list_objects", swapped)
+    monkeypatch.setattr(S3Client, "list_page", swapped)
     url = f"s3://{bucket}/oo"
     with watched_mirror(tmp_path, profile, monkeypatch) as log:
         pos3lite.upload(url, local=src, interval=None, delete=True)
