@@ -145,7 +145,23 @@ def plan(
         on_copy=on_copy,
     )
     stack: list[_Pending] = []
+    # With a base, a file key (most keys of a large listing) is held as a plain tuple
+    # rather than pushed as a _Pending: the next key either closes its window (decided at
+    # once, in the order the stack would close it; an unchanged pair costs one comparison)
+    # or falls inside it (the key goes on top of the stack, as it would have been).
+    held: tuple[str, bytes, Entry | None, Entry | None, Synced | None] | None = None
+    up = direction is Direction.UP
     for key, kb, s, d, b in _merge(src, dst, base, base_records):
+        if held is not None:
+            hkey, hkb, hs, hd, hb = held
+            held = None
+            if kb >= hkb + _AFTER_SLASH:
+                if hb is None or not _in_sync(hs, hd, hb, up):
+                    state.close(_Pending(hkey, hs, hd, hb, end=b"", under=b""))
+                else:
+                    state.unchanged += 1
+            else:
+                stack.append(_Pending(hkey, hs, hd, hb, end=hkb + _AFTER_SLASH, under=hkb + b"/"))
         while stack and stack[-1].end <= kb:
             state.close(stack.pop())
         if observe is not None:
@@ -167,11 +183,33 @@ def plan(
                 # Everything under "a/" sorts right after it, before "a0": the decision
                 # is made when the merge leaves the subtree.
                 stack.append(_Pending(key, s, d, b, end=kb[:-1] + _AFTER_SLASH, under=kb))
-        else:
+        elif direction is None:
             stack.append(_Pending(key, s, d, b, end=kb + _AFTER_SLASH, under=kb + b"/"))
+        else:
+            held = (key, kb, s, d, b)
+    if held is not None:
+        hkey, _, hs, hd, hb = held
+        if hb is None or not _in_sync(hs, hd, hb, up):
+            state.close(_Pending(hkey, hs, hd, hb, end=b"", under=b""))
+        else:
+            state.unchanged += 1
     while stack:
         state.close(stack.pop())
     return state.build()
+
+
+def _in_sync(s: Entry | None, d: Entry | None, b: Synced, up: bool) -> bool:
+    """Whether a file key present on both sides is what the base ``b`` recorded: the local
+    stamp, and for a download the object's size and ETag, unchanged. ``decide()`` returns
+    SKIP for such a key in every mode (the common case of a no-op resync)."""
+    if s is None or d is None:
+        return False
+    local, remote = (s, d) if up else (d, s)
+    return (
+        local.stamp is not None
+        and local.stamp == b.local
+        and (up or (remote.size == b.size and bool(remote.etag) and remote.etag == b.etag))
+    )
 
 
 @dataclass(slots=True)
@@ -258,19 +296,12 @@ class _Planner:
 
     def _decide(self, key: str, s: Entry | None, d: Entry | None, b: Synced | None) -> None:
         assert self.direction is not None
-        if s is not None and d is not None and b is not None:
+        if b is not None and _in_sync(s, d, b, self.direction is Direction.UP):
             # Fast path for the common case (a no-op resync of a large tree): the local stamp
             # and the object's ETag and size are what the base recorded, so decide() would
             # return SKIP in every mode. Anything else goes through decide().
-            up = self.direction is Direction.UP
-            local, remote = (s, d) if up else (d, s)
-            if (
-                local.stamp is not None
-                and local.stamp == b.local
-                and (up or (remote.size == b.size and remote.etag and remote.etag == b.etag))
-            ):
-                self.unchanged += 1
-                return
+            self.unchanged += 1
+            return
         if s is not None and d is not None and self.compare.falls_back(s, d):
             self.fallbacks.append(key)
         what = decide(
@@ -407,11 +438,15 @@ class _Cursor:
 
     def advance(self) -> None:
         for entry in self._entries:
-            if not entry.key:  # the root: never an action
+            key = entry.key
+            if not key:  # the root: never an action
                 continue
-            kb = sort_key(entry.key)
-            prev = self._prev
-            if prev is not None and kb <= self.kb:  # self.kb is still the previous key's
+            kb = key.encode("utf-8")  # sort_key(key), inlined: once per key of each side
+            # self.kb is still the previous key's (b"" before the first, and every key
+            # sorts after b"")
+            if kb <= self.kb:
+                prev = self._prev
+                assert prev is not None
                 what = "repeats the key" if kb == self.kb else "is not sorted by UTF-8 bytes:"
                 raise ValueError(
                     f"{self._side} listing {what} {prev.key!r} then {entry.key!r} "

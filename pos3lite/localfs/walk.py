@@ -38,6 +38,7 @@ import hashlib
 import logging
 import os
 import stat
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -267,28 +268,37 @@ class _Walker:
             children = self.list_folder(fd, rel)
             self.stack.append(_Frame("", rel, ident, fd, False, children, len(rel.encode())))
             self.ancestors.add(ident)
-            while self.stack:
-                top = self.stack[-1]
-                if not top.children:
-                    self.pop()
-                    continue
-                sk, name, cst, is_dir, is_link = top.children.pop()
-                key = top.rel + name
-                nbytes = top.nbytes + len(sk)  # sk: the name's UTF-8 bytes (+ "/")
-                if not is_dir:
-                    if self.max_key is None or nbytes <= self.max_key or self.key_fits(key):
+            stack = self.stack
+            # No key limit: every length fits (sys.maxsize stands in for "none").
+            limit = self.max_key if self.max_key is not None else sys.maxsize
+            fits = self.key_fits
+            while stack:
+                top = stack[-1]
+                children, rel, base = top.children, top.rel, top.nbytes
+                # The files of one folder in a tight loop (most of a walk): locals only,
+                # one Entry each; a subfolder breaks out so the stack's new top is read.
+                while children:
+                    sk, name, cst, is_dir, is_link = children.pop()
+                    key = rel + name
+                    nbytes = base + len(sk)  # sk: the name's UTF-8 bytes (+ "/")
+                    if is_dir:
+                        entry = self.enter(key, name, cst, is_link, nbytes)
+                        if entry is not None:
+                            yield (entry.key.encode(), None, None, None, None) if stamps else entry
+                        if stack[-1] is not top:
+                            break  # entered: walk the subfolder first
+                        continue
+                    if nbytes <= limit or fits(key):
                         # The stamp is what the sync state compares: any write or
                         # metadata change to the file gives another one.
+                        size = cst.st_size
                         if stamps:
-                            kb = key.encode()
-                            yield kb, cst.st_size, cst.st_mtime_ns, cst.st_ino, cst.st_ctime_ns
+                            yield key.encode(), size, cst.st_mtime_ns, cst.st_ino, cst.st_ctime_ns
                         else:
-                            stamp = (cst.st_size, cst.st_mtime_ns, cst.st_ino, cst.st_ctime_ns)
-                            yield Entry(key, cst.st_size, cst.st_mtime, stamp=stamp)
-                    continue
-                entry = self.enter(key, name, cst, is_link, nbytes)
-                if entry is not None:
-                    yield (entry.key.encode(), None, None, None, None) if stamps else entry
+                            stamp = (size, cst.st_mtime_ns, cst.st_ino, cst.st_ctime_ns)
+                            yield Entry(key, size, cst.st_mtime, None, stamp)
+                else:
+                    self.pop()
         finally:
             for frame in self.stack:
                 if frame.fd is not None:

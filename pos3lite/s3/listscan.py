@@ -15,6 +15,13 @@ Rules:
   five predefined entities), which fully matches the document from prolog to end tag and
   falls back, on anything else, to an expat pass with ElementTree's semantics (same
   parser, hence the same well-formedness errors). Neither builds an element tree.
+* In front of the strict scanner, a fast path takes the usual page: every ``<Contents>``
+  with the first one's children in the same order, no whitespace inside, no entity in a
+  field. One regex per such layout (built once) matches a whole element and ``findall``
+  pulls the fields of the page out in C; the matches must tile the objects' region
+  exactly and the rest of the page is scanned as the strict scanner does. It yields the
+  strict scanner's result or declines (the page then goes through the strict scanner), so
+  it accepts nothing the strict scanner rejects (unit tests hold both on one table).
 * Keys and prefixes are URL-decoded (form encoding: ``+`` is a space, ``%2B`` a plus) only
   when the page echoes ``<EncodingType>url</EncodingType>``, as botocore does: a server
   that ignores ``encoding-type=url`` sends raw keys, and ``a+b`` must stay ``a+b``.
@@ -31,7 +38,9 @@ entities). ``xml.parsers.expat`` is imported on first use of the fallback only.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from itertools import repeat
 from urllib.parse import unquote_plus
 
 from ..errors import TransportError
@@ -159,16 +168,10 @@ class _Fallback(Exception):
     """The strict scanner met something outside its subset: use the expat pass."""
 
 
-def _scan_strict(body: bytes, keep_etag: bool) -> ScannedPage:
-    if len(body.translate(None, _FORBIDDEN)) != len(body) or any(n in body for n in _NONCHARS):
-        raise _Fallback
-    try:
-        text = body.decode("utf-8")
-    except UnicodeDecodeError:
-        raise _Fallback from None
-    enc = _ENCODING.match(text)
-    if enc is not None and enc.group(1).lower().replace("_", "-") not in ("utf-8", "utf8"):
-        raise _Fallback
+def _check_text(text: str) -> None:
+    """Raise _Fallback for markup the strict scanner leaves to expat (CDATA, comments,
+    DOCTYPE, processing instructions) and for any ``&`` that does not start a predefined
+    entity or a reference to a character XML allows."""
     if any(odd in text for odd in _ODD_MARKUP):
         raise _Fallback
     if text.count("<?") > text.startswith(("<?xml", "\ufeff<?xml")):
@@ -195,10 +198,267 @@ def _scan_strict(body: bytes, keep_etag: bool) -> ScannedPage:
             rest -= text.count(entity)
         if rest:
             raise _Fallback  # a bare "&" (not well-formed) or another entity: expat decides
+
+
+# ---------------------------------------------------------------- the fast path
+#
+# Most pages repeat one <Contents> layout: the same children in the same order, no
+# whitespace, ETags quoted one way. The fast path reads the layout off the page's first
+# <Contents>, builds (once per layout) one regex for a whole element of exactly that
+# layout, and lets ``findall`` pull every element's fields out in C. It then checks that
+# the matches tile the region from the first <Contents> to the last </Contents> (the
+# characters of all matches add up to its length), and scans what lies before and after
+# with the strict scanner's own child regex. Every element the layout regex matches is one
+# the strict scanner's <Contents> alternative matches over the same characters with the
+# same fields; anything else (another layout further down, whitespace, an entity in a
+# field, CommonPrefixes between objects) returns None and the page goes through the strict
+# scanner from the start, so what is accepted, and what it yields, is the strict scanner's.
+
+_FIELDS = ("Key", "LastModified", "ETag", "Size")
+_TOKEN = re.compile(r"<(/?)([A-Za-z][A-Za-z0-9]*)(/?)>([^<]*)")
+_WS_ONLY = re.compile(_WS)
+_ETAG_QUOTES = ("&quot;", "&#34;")  # S3, Go's encoding/xml
+
+
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    """One <Contents> layout: ``regex`` matches a whole element with every variable text
+    as a group; ``fixed`` is the element's length outside the groups; ``fields`` the group
+    index of Key, LastModified, ETag and Size (-1 when absent)."""
+
+    regex: re.Pattern[str]
+    fixed: int
+    groups: int
+    fields: tuple[int, int, int, int]
+
+
+_LAYOUTS: dict[tuple[object, ...], _Layout | None] = {}
+
+
+def _layout(text: str, start: int, end: int) -> _Layout | None:
+    """The layout of the <Contents> element ``text[start:end]``, or None (not one the fast
+    path takes)."""
+    toks = []
+    pos = start
+    for m in _TOKEN.finditer(text, start, end):
+        if m.start() != pos:
+            return None
+        pos = m.end()
+        toks.append(m.groups())
+    if pos != end or len(toks) < 2:
+        return None
+    quote = ""
+    for close, name, selfclosing, txt in toks:
+        if name == "ETag" and not close and not selfclosing:
+            for q in _ETAG_QUOTES:
+                if len(txt) >= 2 * len(q) and txt.startswith(q) and txt.endswith(q):
+                    quote = q
+            break
+    sig = (*((c, n, e, t == "") for c, n, e, t in toks), quote)
+    if sig in _LAYOUTS:
+        return _LAYOUTS[sig]
+    layout = _make_layout(toks, quote)
+    if len(_LAYOUTS) < 64:
+        _LAYOUTS[sig] = layout
+    return layout
+
+
+def _make_layout(toks: list[tuple[str, ...]], quote: str) -> _Layout | None:
+    if toks[0] != ("", "Contents", "", "") or toks[-1] != ("/", "Contents", "", ""):
+        return None
+    pieces: list[str] = ["<Contents>"]
+    fixed = len("<Contents>")
+    groups = 0
+    fields = [-1, -1, -1, -1]
+
+    def lit(s: str) -> None:
+        nonlocal fixed
+        pieces.append(re.escape(s))
+        fixed += len(s)
+
+    def group(pattern: str) -> int:
+        nonlocal groups
+        pieces.append(pattern)
+        groups += 1
+        return groups - 1
+
+    i, last = 1, len(toks) - 1
+    while i < last:
+        close, name, selfclosing, txt = toks[i]
+        if close:
+            return None
+        if selfclosing:  # <X/>: the strict scanner takes it for any X but the four fields
+            if name in _FIELDS or txt:
+                return None
+            lit(f"<{name}/>")
+            i += 1
+            continue
+        if toks[i + 1][:3] == ("/", name, ""):  # a leaf <X>text</X>
+            if toks[i + 1][3]:
+                return None  # text after it (whitespace): the strict scanner's business
+            if name == "Owner":
+                if txt:
+                    return None
+                lit("<Owner></Owner>")
+            elif name in _FIELDS:
+                f = _FIELDS.index(name)
+                if fields[f] >= 0:
+                    return None  # a repeated field
+                if name == "ETag" and quote:
+                    lit(f"<ETag>{quote}")
+                    fields[f] = group('([^<&"]*)')
+                    lit(f"{quote}</ETag>")
+                elif name == "ETag":
+                    lit("<ETag>")
+                    fields[f] = group('([^<&"]*)')
+                    lit("</ETag>")
+                else:
+                    lit(f"<{name}>")
+                    fields[f] = group("([^<&]+)" if name == "Size" else "([^<&]*)")
+                    lit(f"</{name}>")
+            else:
+                lit(f"<{name}>")
+                group("([^<&]*)")
+                lit(f"</{name}>")
+            i += 2
+            continue
+        if name != "Owner" or txt:  # only Owner has children in the strict scanner
+            return None
+        lit("<Owner>")
+        i += 1
+        while i < last and toks[i][:3] != ("/", "Owner", ""):
+            close, child, selfclosing, txt = toks[i]
+            if close:
+                return None
+            if selfclosing:
+                if txt:
+                    return None
+                lit(f"<{child}/>")
+                i += 1
+            elif toks[i + 1][:3] == ("/", child, "") and not toks[i + 1][3]:
+                lit(f"<{child}>")
+                group("([^<&]*)")
+                lit(f"</{child}>")
+                i += 2
+            else:
+                return None
+        if i >= last or toks[i][3]:
+            return None
+        lit("</Owner>")
+        i += 1
+    if fields[1] < 0:
+        return None  # no LastModified: the strict scanner raises the error
+    lit("</Contents>")
+    f0, f1, f2, f3 = fields
+    return _Layout(re.compile("".join(pieces)), fixed, groups, (f0, f1, f2, f3))
+
+
+def _scan_fast(text: str, pos: int, keep_etag: bool, body: bytes) -> ScannedPage | None:
+    """The page after the prolog (ending at ``pos``) through the fast path, or None."""
+    first = text.find("<Contents>", pos)
+    if first < 0:
+        return None
+    end = text.find("</Contents>", first)
+    if end < 0:
+        return None
+    layout = _layout(text, first, end + 11)
+    if layout is None:
+        return None
+    last = text.rfind("</Contents>") + 11
+    rows = layout.regex.findall(text, first, last)
+    n = len(rows)
+    cols: list[tuple[str, ...]] = (
+        list(zip(*rows, strict=True)) if layout.groups > 1 else [tuple(rows)]
+    )
+    if n * layout.fixed + sum(sum(map(len, col)) for col in cols) != last - first:
+        return None  # the matches do not tile the region
+    if "]" in text and "]]>" in text:
+        return None  # not well-formed: the strict scanner leaves it to expat
+    try:
+        _check_text(text[:first])
+        _check_text(text[last:])
+    except _Fallback:
+        return None
+    child = _CHILD.match
+    prefixes: list[str] = []
+    leaves: dict[str, str] = {}
+    for lo, hi in ((pos, first), (last, len(text))):
+        while True:
+            m = child(text, lo, hi)
+            if m is None or m.end() == lo:
+                break
+            lo = m.end()
+            if m.group(1) is not None:
+                return None
+            if m.group(8) is not None:
+                prefixes.append(m.group(8))
+            elif m.group(9) is not None:
+                leaves.setdefault(m.group(9), m.group(10))
+            elif m.group(11) is not None:
+                leaves.setdefault(m.group(11), "")
+        if hi == first:
+            if _WS_ONLY.fullmatch(text, lo, first) is None:
+                return None
+        elif _END.match(text, lo) is None:
+            return None
+    encoding_type = _unescape(leaves.get("EncodingType", ""))
+    kf, mf, ef, sf = layout.fields
+    keys: Sequence[str] = cols[kf] if kf >= 0 else [""] * n
+    if encoding_type.strip().lower() == "url":  # as _build
+        joined = "".join(keys)
+        if "%" in joined or "+" in joined:
+            keys = [unquote_plus(k) if ("%" in k or "+" in k) else k for k in keys]
+    try:
+        sizes: Iterable[int] = map(int, cols[sf]) if sf >= 0 else repeat(0, n)
+        stamps = {s: parse_iso8601(s) for s in set(cols[mf])}
+    except ValueError:
+        return None  # the strict scanner raises the error
+    etags: Iterable[str] = cols[ef] if keep_etag and ef >= 0 else repeat("", n)
+    try:
+        entries = list(zip(keys, sizes, map(stamps.__getitem__, cols[mf]), etags, strict=True))
+    except ValueError:
+        return None
+    return _build(
+        [],
+        prefixes,
+        _unescape(leaves.get("IsTruncated", "")),
+        _unescape(leaves.get("NextContinuationToken", "")),
+        encoding_type,
+        keep_etag,
+        body,
+        escaped=True,
+        entries=entries,
+    )
+
+
+def _decode(body: bytes) -> str:
+    """The page as text, or _Fallback for bytes the strict scanner leaves to expat
+    (characters XML forbids, not UTF-8, another declared encoding)."""
+    if len(body.translate(None, _FORBIDDEN)) != len(body):
+        raise _Fallback
+    # (one-byte searches are memchr: cheap on pages that hold no U+FFFE, U+FFFF or "]")
+    if b"\xef" in body and any(n in body for n in _NONCHARS):
+        raise _Fallback
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise _Fallback from None
+    enc = _ENCODING.match(text)
+    if enc is not None and enc.group(1).lower().replace("_", "-") not in ("utf-8", "utf8"):
+        raise _Fallback
+    return text
+
+
+def _scan_strict(body: bytes, keep_etag: bool, *, fast: bool = True) -> ScannedPage:
+    text = _decode(body)
     m = _PROLOG.match(text)
     if m is None:
         raise _Fallback
     pos = m.end()
+    page = _scan_fast(text, pos, keep_etag, body) if fast else None
+    if page is not None:
+        return page
+    _check_text(text)
     child = _CHILD.match
     raw: list[tuple[str | None, str | None, str | None, str | None]] = []
     prefixes: list[str] = []
@@ -240,10 +500,12 @@ def _build(
     body: bytes,
     *,
     escaped: bool,
+    entries: list[Entry] | None = None,
 ) -> ScannedPage:
     url_encoded = encoding_type.strip().lower() == "url"  # as xml.py (and botocore)
     unesc = _unescape if escaped else _identity
-    entries: list[Entry] = []
+    if entries is None:
+        entries = []
     append = entries.append
     try:
         for key, modified, etag, size in raw:
