@@ -572,16 +572,81 @@ def execute_download(
     )
     # Make every parent folder once, here, rather than once per file in the workers.
     run.make_parents(plan.copies)
-    try:
-        for action in plan.copies:
-            run.copy(action)
-    except BaseException:
-        run.abort()
-        raise
+    run.feed_all(plan.copies)
     run.finish(plan, delete=delete, extra_failures=extra_failures)
 
 
-class DownloadRun:
+class _CopyRun:
+    """What :class:`DownloadRun` and :class:`UploadRun` share: the copies of one plan fed
+    one at a time into the shared pool through a bounded window (memory holds at most the
+    window's actions), counted as they are fed, never raised mid-run (each failure is
+    collected by the :class:`Batch`), then waited for.
+
+    :meth:`copy` blocks while ``window`` tasks are pending; with ``count_total`` it adds the
+    action's source size (bytes) to the progress total (:func:`~pos3lite.progress.add_total`),
+    so the bar's total grows with the listing or the walk. :meth:`feed_all` feeds a whole
+    sequence and, if feeding stops on an error (KeyboardInterrupt included), aborts the run
+    before re-raising. :meth:`abort` cancels and waits for the running tasks.
+    """
+
+    def __init__(
+        self,
+        *,
+        client: S3Client,
+        bucket: str,
+        key_prefix: str,
+        local_root: Path,
+        executor: Executor,
+        progress: Progress,
+        window: int,
+        config: TransferConfig | None,
+        count_total: bool,
+    ) -> None:
+        self.client, self.bucket, self.key_prefix = client, bucket, key_prefix
+        self.local_root, self.progress, self.window = local_root, progress, window
+        self.config = config or TransferConfig()
+        self.count_total = count_total
+        self.batch = Batch(executor)
+        #: copies fed so far, and the sum of their sources' sizes (bytes)
+        self.fed = 0
+        self.total = 0
+
+    def copy(self, action: Action) -> None:
+        """Feed one copy (blocks while the window is full)."""
+        if action.src is not None and action.src.size:
+            self.total += action.src.size
+            if self.count_total:
+                add_total(self.progress, action.src.size)
+        self.fed += 1
+        self.batch.feed(self._copy, action, window=self.window)
+
+    def _copy(self, action: Action) -> None:
+        raise NotImplementedError
+
+    def feed_all(self, actions: Iterable[Action]) -> None:
+        """Feed every action; on any error while feeding, :meth:`abort` and re-raise."""
+        try:
+            for action in actions:
+                self.copy(action)
+        except BaseException:
+            self.abort()
+            raise
+
+    def abort(self) -> None:
+        """Feeding stopped on an error: cancel and let the running tasks wind down."""
+        self.batch.cancel()
+        self.batch.join()
+
+    def join(self) -> None:
+        """Wait for every copy fed so far (more may be fed afterwards)."""
+        try:
+            self.batch.join()
+        except BaseException:
+            self.abort()
+            raise
+
+
+class DownloadRun(_CopyRun):
     """One download's copies fed one at a time (from a finished plan or while the planner
     still merges the listings), then :meth:`finish` (failures, deletes).
 
@@ -609,19 +674,22 @@ class DownloadRun:
         on_done: Downloaded | None = None,
         count_total: bool = False,
     ) -> None:
-        self.client, self.bucket, self.key_prefix = client, bucket, key_prefix
-        self.count_total = count_total
-        self.local_root, self.progress, self.window = local_root, progress, window
-        self.config = config or TransferConfig()
+        super().__init__(
+            client=client,
+            bucket=bucket,
+            key_prefix=key_prefix,
+            local_root=local_root,
+            executor=executor,
+            progress=progress,
+            window=window,
+            config=config,
+            count_total=count_total,
+        )
         self.on_done = on_done
-        self.batch = Batch(executor)
         # Small files share their folders' descriptors instead of opening the path per file.
         self.folders = FolderCache()
         self._made: set[Path] = set()  # parent folders made (one entry per folder)
         self._closed = False
-        #: copies fed so far, and the sum of their objects' sizes (bytes)
-        self.fed = 0
-        self.total = 0
 
     def make_parents(self, actions: Iterable[Action]) -> None:
         """Make the parent folders of ``actions`` (shallowest first), once each."""
@@ -646,12 +714,7 @@ class DownloadRun:
                 parent = None  # the worker's own safe_join fails this key alone
             if parent is not None and parent not in self._made:
                 self._make(parent)
-        if action.src is not None and action.src.size:
-            self.total += action.src.size
-            if self.count_total:
-                add_total(self.progress, action.src.size)
-        self.fed += 1
-        self.batch.feed(self._copy, action, window=self.window)
+        super().copy(action)
 
     def _copy(self, action: Action) -> None:
         target = safe_join(self.local_root, action.key)
@@ -696,19 +759,10 @@ class DownloadRun:
 
     def abort(self) -> None:
         """Feeding stopped on an error: cancel, let running tasks wind down, clean up."""
-        self.batch.cancel()
         try:
-            self.batch.join()
+            super().abort()
         finally:
             self._close()
-
-    def join(self) -> None:
-        """Wait for every copy fed so far (more may be fed afterwards)."""
-        try:
-            self.batch.join()
-        except BaseException:
-            self.abort()
-            raise
 
     def finish(
         self, plan: Plan, *, delete: bool, extra_failures: Sequence[BaseException] = ()
@@ -959,16 +1013,11 @@ def execute_upload(
         config=config,
         on_done=on_done,
     )
-    try:
-        for action in plan.copies:
-            run.copy(action)
-    except BaseException:
-        run.abort()
-        raise
+    run.feed_all(plan.copies)
     run.finish(plan, delete=delete, extra_failures=extra_failures)
 
 
-class UploadRun:
+class UploadRun(_CopyRun):
     """One upload's copies fed one at a time (from a finished plan or while the planner
     still merges the local walk, the listing and the sync state), then :meth:`finish`
     (failures, then the remote deletes).
@@ -997,25 +1046,19 @@ class UploadRun:
         on_done: Uploaded | None = None,
         count_total: bool = False,
     ) -> None:
-        self.client, self.bucket, self.key_prefix = client, bucket, key_prefix
-        self.local_root, self.progress, self.window = local_root, progress, window
+        super().__init__(
+            client=client,
+            bucket=bucket,
+            key_prefix=key_prefix,
+            local_root=local_root,
+            executor=executor,
+            progress=progress,
+            window=window,
+            config=config,
+            count_total=count_total,
+        )
         self.limiter = limiter
-        self.config = config or TransferConfig()
         self.on_done = on_done
-        self.count_total = count_total
-        self.batch = Batch(executor)
-        #: copies fed so far, and the sum of their files' sizes (bytes)
-        self.fed = 0
-        self.total = 0
-
-    def copy(self, action: Action) -> None:
-        """Feed one copy (blocks while the window is full)."""
-        if action.src is not None and action.src.size:
-            self.total += action.src.size
-            if self.count_total:
-                add_total(self.progress, action.src.size)
-        self.fed += 1
-        self.batch.feed(self._copy, action, window=self.window)
 
     def _on_bytes(self, n: int) -> None:
         if self.limiter is not None:
@@ -1055,19 +1098,6 @@ class UploadRun:
                 file_done(self.progress, "upload", path, f"s3://{bucket}/{key}")
         except Exception as exc:
             logger.error("failed to upload %r to s3://%s/%s: %s", action.key, bucket, key, exc)
-            raise
-
-    def abort(self) -> None:
-        """Feeding stopped on an error: cancel and let the running tasks wind down."""
-        self.batch.cancel()
-        self.batch.join()
-
-    def join(self) -> None:
-        """Wait for every copy fed so far (more may be fed afterwards)."""
-        try:
-            self.batch.join()
-        except BaseException:
-            self.abort()
             raise
 
     def finish(

@@ -38,6 +38,7 @@ import dataclasses
 import enum
 import functools
 import gc
+import itertools
 import logging
 import os
 import sqlite3
@@ -1171,14 +1172,7 @@ class _Mirror:
                     target.mkdir(parents=True, exist_ok=True)
                 run = self._download_run(client, url, scan, target, progress, rec, count=False)
                 run.make_parents(plan.copies)
-            try:
-                for a in held:
-                    run.copy(a)
-                for a in plan.copies:
-                    run.copy(a)
-            except BaseException:
-                run.abort()
-                raise
+            run.feed_all(itertools.chain(held, plan.copies))
             run.finish(plan, delete=reg.delete, extra_failures=scan.unsafe)
             if local.temp_files:
                 n = remove_stale_temps(local, now=time.time())
@@ -1649,14 +1643,7 @@ class _Mirror:
             run = self._upload_run(client, url, key_prefix, root, progress, rec)
         forget: list[str] = []
         try:
-            try:
-                for a in held:
-                    run.copy(a)
-                for a in plan.copies:
-                    run.copy(a)
-            except BaseException:
-                run.abort()
-                raise
+            run.feed_all(itertools.chain(held, plan.copies))
             run.finish(plan, delete=delete, extra_failures=failures)
             forget = [a.key for a in plan.deletes] if delete else []
         finally:
