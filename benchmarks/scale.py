@@ -18,6 +18,8 @@ through the public API only:
 
 * ``ls``            ``pos3lite.ls("s3://bench/data/", recursive=True)`` in a mirror;
 * ``plan_download`` ``pos3lite.plan_download("s3://bench/data/", local=<empty folder>)``;
+* ``plan_download_seq`` the same with ``mirror(list_concurrency=1)``: the listing read
+  sequentially, to show what the concurrent split listing adds;
 * ``stream``        ``pos3lite.s3.listing.list_entries`` over the same pages, entries
   counted and dropped: the floor a streamed scan can reach (no mirror);
 * ``stream_split``  the same with ``list_entries_split`` (one listing per ``data/dNNNNN/``
@@ -72,6 +74,14 @@ print(n)
     "plan_download": """
 import sys, pos3lite
 with pos3lite.mirror(show_progress=False):
+    plan = pos3lite.plan_download("s3://bench/data/", local=sys.argv[1])
+print(len(plan.to_copy))
+""",
+    # The same with the mirror's listing sequential (list_concurrency=1): what the
+    # concurrent split listing adds to memory and CPU.
+    "plan_download_seq": """
+import sys, pos3lite
+with pos3lite.mirror(show_progress=False, list_concurrency=1):
     plan = pos3lite.plan_download("s3://bench/data/", local=sys.argv[1])
 print(len(plan.to_copy))
 """,
