@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, ParamSpec, TypeVar
 
 import pos3lite.mirror.policy as policy
+import pos3lite.mirror.scan as scan_module
 
 from ..engine import diff as engine_diff
 from ..engine.compact import KeyList, PairList, StrList
@@ -94,7 +95,6 @@ from ..transfer import (
     upload_file,
 )
 from ..urls import S3URL, check_local_path, is_s3_url, parse_s3_url
-from . import scan as scan_module
 from .md5cache import Md5Cache
 from .registry import Claim, Registry, overlaps
 from .scan import RemoteScan, UnsortedListing, anchored, scan_remote

@@ -28,8 +28,9 @@ from concurrent.futures import Executor
 from pathlib import Path
 from typing import TypeVar
 
+import pos3lite.mirror.sqlitedb as sqlitedb
+
 from ..localfs import file_md5
-from . import sqlitedb
 from .state import META_DIR
 
 __all__ = ["CACHE_FILE", "MAX_ROWS", "Md5Cache"]

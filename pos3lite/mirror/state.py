@@ -29,8 +29,9 @@ from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pos3lite.mirror.sqlitedb as sqlitedb
+
 from ..engine.model import Synced
-from . import sqlitedb
 
 __all__ = ["META_DIR", "STATE_FILE", "SyncState", "registration_name"]
 
